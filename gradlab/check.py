@@ -1,0 +1,411 @@
+"""The gradient check: estimate, compare per block and per element, give verdicts.
+
+``check`` (the Python API) and ``check_problem`` (what the CLI and the sweep call) compose the
+pieces: :mod:`gradlab.finite_diff` for the estimates, :mod:`gradlab.verdict` for the verdicts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelError, UsageError
+from .finite_diff import (
+    METHODS,
+    Method,
+    choose_step,
+    complex_safety,
+    get_method,
+    loop_costs,
+    machine_eps,
+    noise_level,
+)
+from .params import GradientKeyError, Layout
+from .problem import CostFn, GradFn, Problem
+from .result import BlockResult, CheckResult, relative_difference
+from .verdict import TOLERANCES, ElementClasses, classify, diagnose, noise_bound
+
+__all__ = ["check", "check_problem", "assert_gradients"]
+
+ENGINES = ("auto", "loop")
+
+
+def _scalar(value: Any, source: str) -> complex | float:
+    """Turn a cost function's return value into one number, or explain what was wrong."""
+    arr = np.asarray(value)
+    if arr.size != 1 or arr.dtype.kind not in "fiucb":
+        raise ModelError(
+            f"{source} must return one number; it returned {type(value).__name__}"
+            + (f" with shape {arr.shape}" if arr.dtype.kind in "fiucb" else "")
+        )
+    return arr.reshape(()).item()
+
+
+class _Counter:
+    """Wraps an evaluator and counts the perturbed evaluations it made."""
+
+    def __init__(self, fn):
+        self.fn, self.count = fn, 0
+
+    def __call__(self, theta, steps, indices):
+        self.count += len(steps) * len(indices)
+        return self.fn(theta, steps, indices)
+
+
+def _evaluator(problem: Problem, layout: Layout, engine: str):
+    """Pick the evaluator: the problem's fast one for ``auto`` when it has one, else the loop."""
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+
+    def flat_cost(vec: np.ndarray):
+        return _scalar(problem.cost(layout.unflatten(vec), problem.X, problem.Y), _cost_name(problem))
+
+    if engine == "auto" and problem.fast is not None:
+        return flat_cost, problem.fast.costs, getattr(problem.fast, "name", "fast")
+
+    def loop(theta, steps, indices):
+        return loop_costs(flat_cost, theta, steps, indices)
+
+    return flat_cost, loop, "loop"
+
+
+def _cost_name(problem: Problem) -> str:
+    return f"{problem.source}: cost()" if problem.source else "cost()"
+
+
+def _stencil(method: Method, eps: float) -> list[complex | float]:
+    return [o * eps for o in method.offsets]
+
+
+def _combine(method: Method, eps: float, rows: list[np.ndarray], j0: float) -> np.ndarray:
+    if method.is_complex:
+        return np.imag(rows[0]) / eps
+    total = np.zeros(rows[0].shape)
+    for w, row in zip(method.weights, rows, strict=True):
+        total += w * np.real(row)
+    if method.center:
+        total += method.center * j0
+    return total / eps
+
+
+def _recheck(method, eps, costs, theta, idx, j0, grad, cost_noise, u):
+    """Re-evaluate the suspect coordinates at eps/rho and eps*rho, plus one-sided slopes."""
+    rho = TOLERANCES["rho"]
+    lo, hi = eps / rho, eps * rho
+    wanted = _stencil(method, lo) + _stencil(method, hi)
+    if not method.is_complex:
+        wanted += [eps, -eps, lo, -lo]
+    steps = list(dict.fromkeys(wanted))
+    table = costs(theta, np.array(steps), idx)
+    row = {s: table[k] for k, s in enumerate(steps)}
+    out = {}
+    for key, h in (("lo", lo), ("hi", hi)):
+        est = _combine(method, h, [row[s] for s in _stencil(method, h)], j0)
+        out[key] = est
+        out["bound_" + key] = noise_bound(
+            est, grad, theta[idx], h, cost_noise, method.roundoff, u
+        )
+    if not method.is_complex:
+        for suffix, h in (("", eps), ("_lo", lo)):
+            out["fwd" + suffix] = (np.real(row[h]) - j0) / h
+            out["bwd" + suffix] = (j0 - np.real(row[-h])) / h
+    return out
+
+
+def _shape_diagnosis(name: str, shape, g: np.ndarray, a: np.ndarray) -> str:
+    d = "d" + name
+    text = f"{d} has shape {g.shape} but parameter {name} has shape {tuple(shape)}"
+    if g.ndim == 2 and g.T.shape == tuple(shape) and a.size == g.size:
+        if np.allclose(g.T.reshape(-1), a.reshape(-1), rtol=1e-3, atol=1e-8):
+            return f"{d} is transposed: {text}; its transpose matches the numerical gradient"
+        return f"{d} looks transposed: {text}"
+    if g.size == a.size:
+        text += " (same number of elements: a missing keepdims or a reshape?)"
+    return text
+
+
+def check_problem(
+    problem: Problem,
+    method: str = "central",
+    eps: float | str = "auto",
+    threshold: float | None = None,
+    engine: str = "auto",
+    seed: int = 0,
+) -> CheckResult:
+    """Check a problem's gradients against finite differences.
+
+    Args:
+        problem: cost, gradients and the point to check at.
+        method: ``forward``, ``central``, ``five-point`` or ``complex-step``.
+        eps: the step, or ``"auto"`` to choose it from the error-vs-step trade-off.
+        threshold: a fixed relative-difference threshold (seed style) instead of the measured
+            noise floor; ``None`` (default) uses the noise floor.
+        engine: ``auto`` (the problem's fast evaluator when it has one) or ``loop``.
+        seed: seeds the random probes of the noise measurement and the step scan.
+
+    Returns:
+        A :class:`CheckResult`.
+
+    Raises:
+        UsageError: an unknown method or engine, a step that is not a positive number.
+        ModelError: the cost or gradients do not behave (wrong return type, exceptions).
+    """
+    started = time.perf_counter()
+    try:
+        meth = get_method(method)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if eps != "auto":
+        if isinstance(eps, bool) or not isinstance(eps, int | float) or not np.isfinite(eps) \
+                or eps <= 0:
+            raise UsageError(f"eps must be a positive number or 'auto', got {eps!r}")
+    if threshold is not None and not (isinstance(threshold, int | float) and threshold > 0):
+        raise UsageError(f"threshold must be a positive number, got {threshold!r}")
+    try:
+        layout = Layout.of(problem.params)
+    except ValueError as exc:
+        raise ModelError(f"{problem.source or problem.name}: {exc}") from None
+    theta = layout.flatten(problem.params)
+    flat_cost, costs, engine_name = _evaluator(problem, layout, engine)
+    counter = _Counter(costs)
+    notes: list[str] = []
+    j0 = flat_cost(theta.copy())
+    params_copy = {k: np.array(v, copy=True) for k, v in problem.params.items()}
+    raw = problem.gradients(params_copy, problem.X, problem.Y)
+    if not isinstance(raw, Mapping):
+        raise ModelError(
+            f"{problem.source + ': ' if problem.source else ''}gradients() must return a dict "
+            f"of arrays, it returned {type(raw).__name__}"
+        )
+    try:
+        grads = layout.gradient_blocks(raw)
+    except GradientKeyError as exc:
+        raise ModelError(f"{problem.source + ': ' if problem.source else ''}{exc}") from None
+
+    if meth.is_complex and problem.complex_safe is not True and np.isfinite(j0):
+        reason = complex_safety(flat_cost, theta, float(np.real(j0)), seed)
+        if reason:
+            notes.append(f"complex step not possible: {reason}; used central differences")
+            meth = METHODS["central"]
+            eps = "auto" if eps == "auto" or eps < 1e-12 else eps
+    j0 = float(np.real(j0))
+    u = machine_eps(theta.dtype)
+    chosen = eps == "auto"
+    if not np.isfinite(j0):
+        return _nonfinite_result(problem, layout, grads, meth, j0, notes, started, engine_name)
+    h = choose_step(meth, counter, theta, j0, seed) if chosen else float(eps)
+    cost_noise = noise_level(flat_cost, theta, j0, seed)
+    approx = _combine(meth, h, list(counter(theta, np.array(_stencil(meth, h)), np.arange(theta.size))), j0)
+
+    slices = layout.slices()
+    g_flat = np.zeros(theta.size)
+    comparable = np.zeros(theta.size, bool)
+    for name, shape in zip(layout.names, layout.shapes, strict=True):
+        g = grads[name]
+        if g.size == int(np.prod(shape)) and g.dtype.kind in "fiu":
+            g_flat[slices[name]] = g.reshape(-1)
+            comparable[slices[name]] = True
+    bound = noise_bound(approx, g_flat, theta, h, cost_noise, meth.roundoff, u)
+    finite = np.isfinite(approx) & np.isfinite(g_flat)
+    err = np.abs(g_flat - approx)
+    suspects = np.flatnonzero(comparable & finite & (err > TOLERANCES["safety"] * bound))
+    recheck_all = None
+    if suspects.size:
+        recheck_all = _recheck(meth, h, counter, theta, suspects, j0, g_flat[suspects],
+                               cost_noise, u)
+    position = {int(i): k for k, i in enumerate(suspects)}
+
+    hints = dict(problem.info.get("factor_hints", {}))
+    blocks: list[BlockResult] = []
+    approx_blocks: dict[str, np.ndarray] = {}
+    truncation_total = 0
+    for name, shape in zip(layout.names, layout.shapes, strict=True):
+        sl = slices[name]
+        a = approx[sl]
+        approx_blocks[name] = a.reshape(shape)
+        g_raw = grads[name]
+        g = g_flat[sl]
+        diff = relative_difference(g, a) if comparable[sl].all() else float("nan")
+        b_thr = float(
+            TOLERANCES["safety"] * np.linalg.norm(bound[sl])
+            / max(np.linalg.norm(g) + np.linalg.norm(a), 1e-300)
+        )
+        err_b = np.abs(g - a) if comparable[sl].all() else np.full(a.size, np.nan)
+        worst = int(np.nanargmax(err_b)) if np.any(np.isfinite(err_b)) else 0
+        common = dict(
+            name=name, shape=tuple(shape), grad_shape=tuple(g_raw.shape), difference=diff,
+            threshold=float(threshold) if threshold is not None else b_thr,
+            max_error=float(err_b[worst]) if err_b.size else 0.0,
+            worst_index=tuple(int(x) for x in np.unravel_index(worst, shape)) if shape else (),
+            worst_grad=float(g[worst]) if g.size else 0.0,
+            worst_approx=float(a[worst]) if a.size else 0.0,
+        )
+        if tuple(g_raw.shape) != tuple(shape):
+            blocks.append(BlockResult(**common, verdict="shape-mismatch",
+                                      diagnosis=_shape_diagnosis(name, shape, g_raw, a)))
+            continue
+        if not finite[sl].all():
+            what = "backprop" if not np.all(np.isfinite(g)) else "the cost at perturbed points"
+            blocks.append(BlockResult(**common, verdict="non-finite",
+                                      diagnosis=f"{what} gave NaN or inf for d{name} "
+                                      "(a saturated sigmoid or log(0)?)"))
+            continue
+        local = [position[int(i)] for i in np.arange(sl.start, sl.stop) if int(i) in position]
+        sub = None
+        if local and recheck_all is not None:
+            sub = {k: v[local] for k, v in recheck_all.items()}
+            sus_mask = np.zeros(a.size, bool)
+            sus_mask[[int(suspects[k]) - sl.start for k in local]] = True
+            classes = _classify_subset(g, a, bound[sl], sus_mask, sub)
+        else:
+            classes = classify(g, a, bound[sl], None)
+        truncation_total += int(classes.truncation.sum())
+        if threshold is not None:
+            verdict = "bug" if diff > threshold else "ok"
+        elif classes.bug.any():
+            verdict = "bug"
+        elif classes.kink.any():
+            verdict = "kink"
+        else:
+            verdict = "ok"
+        if verdict == "bug":
+            text = diagnose(name, tuple(shape), g, a, classes, hints)
+        elif verdict == "kink":
+            text = (f"{int(classes.kink.sum())} element(s) of d{name} sit on a kink (ReLU/max) "
+                    f"within the step: backprop matches a one-sided slope; not a backprop bug")
+        else:
+            text = "agrees within the measured noise"
+        blocks.append(BlockResult(**common, verdict=verdict, diagnosis=text,
+                                  bug_elements=int(classes.bug.sum()),
+                                  kink_elements=int(classes.kink.sum()),
+                                  truncation_elements=int(classes.truncation.sum())))
+    if truncation_total:
+        notes.append(
+            f"{truncation_total} element(s) disagreed at eps={h:g} but the disagreement changed "
+            "with the step (truncation or round-off), so they are not counted as bugs"
+        )
+    mask = comparable & finite
+    overall = relative_difference(g_flat[mask], approx[mask]) if mask.any() else float("nan")
+    overall_thr = float(threshold) if threshold is not None else float(
+        TOLERANCES["safety"] * np.linalg.norm(bound[mask])
+        / max(np.linalg.norm(g_flat[mask]) + np.linalg.norm(approx[mask]), 1e-300)
+    )
+    return CheckResult(
+        verdict=_overall(blocks), difference=overall, threshold=overall_thr, method=meth.name,
+        eps=h, eps_chosen=chosen, cost=j0, cost_noise=cost_noise, blocks=blocks,
+        grad={n: grads[n] for n in layout.names}, approx=approx_blocks, engine=engine_name,
+        evaluations=counter.count, seconds=time.perf_counter() - started, notes=notes,
+    )
+
+
+def _classify_subset(g, a, bound, sus_mask, sub) -> ElementClasses:
+    """Run :func:`classify` with re-check data for exactly the suspects in ``sus_mask``."""
+    classes = classify(g, a, bound, sub)
+    # classify() recomputes the suspects; they coincide with sus_mask by construction.
+    if not np.array_equal(classes.suspect, sus_mask):  # pragma: no cover - defensive
+        raise AssertionError("suspect sets disagree")
+    return classes
+
+
+def _overall(blocks: list[BlockResult]) -> str:
+    verdicts = {b.verdict for b in blocks}
+    if verdicts & {"bug", "shape-mismatch"}:
+        return "bug"
+    if "non-finite" in verdicts:
+        return "inconclusive"
+    return "ok"
+
+
+def _nonfinite_result(problem, layout, grads, meth, j0, notes, started, engine) -> CheckResult:
+    blocks = []
+    for name, shape in zip(layout.names, layout.shapes, strict=True):
+        blocks.append(BlockResult(
+            name=name, shape=tuple(shape), grad_shape=tuple(grads[name].shape),
+            difference=float("nan"), threshold=float("nan"), max_error=float("nan"),
+            worst_index=(), worst_grad=float("nan"), worst_approx=float("nan"),
+            verdict="non-finite",
+            diagnosis=f"the cost is {j0} at the checked point (log(0) from a saturated "
+            "sigmoid?); nothing can be checked",
+        ))
+    return CheckResult(
+        verdict="inconclusive", difference=float("nan"), threshold=float("nan"),
+        method=meth.name, eps=float("nan"), eps_chosen=False, cost=j0, cost_noise=float("nan"),
+        blocks=blocks, grad=dict(grads), approx={}, engine=engine, evaluations=0,
+        seconds=time.perf_counter() - started, notes=notes,
+    )
+
+
+def check(
+    cost: CostFn,
+    gradients: GradFn,
+    params: Mapping[str, np.ndarray],
+    X: Any = None,
+    Y: Any = None,
+    method: str = "central",
+    eps: float | str = "auto",
+    threshold: float | None = None,
+    engine: str = "auto",
+    seed: int = 0,
+) -> CheckResult:
+    """Check ``gradients`` against finite differences of ``cost`` at ``params``.
+
+    Args:
+        cost: ``cost(params, X, Y) -> float``.
+        gradients: ``gradients(params, X, Y) -> {"dW1": array, ...}`` (keys ``dW1`` or ``W1``;
+            extra keys ignored).
+        params: ``{name: array}``; flattened in key order, each block row-major.
+        X, Y: passed through to ``cost`` and ``gradients``.
+        method: ``forward``, ``central`` (default), ``five-point`` or ``complex-step``.
+        eps: a positive step, or ``"auto"`` (default) to choose it.
+        threshold: fixed relative-difference threshold instead of the measured noise floor.
+        engine: ``auto`` or ``loop`` (plain one-coordinate-at-a-time reference).
+        seed: seeds the random probes.
+
+    Returns:
+        A :class:`CheckResult`; ``result.verdict`` is ``ok``, ``bug`` or ``inconclusive``.
+
+    Raises:
+        UsageError: bad method, engine, eps or threshold.
+        ModelError: the functions do not return what is required.
+    """
+    params = {str(k): np.asarray(v) for k, v in params.items()}
+    problem = Problem("user", params, X, Y, cost, gradients)
+    return check_problem(problem, method=method, eps=eps, threshold=threshold, engine=engine,
+                         seed=seed)
+
+
+def assert_gradients(
+    cost: CostFn,
+    gradients: GradFn,
+    params: Mapping[str, np.ndarray],
+    X: Any = None,
+    Y: Any = None,
+    **options: Any,
+) -> CheckResult:
+    """Like :func:`check`, but raise ``AssertionError`` when a block is wrong (for pytest).
+
+    The message names each failing block, its diagnosis, the worst element's index and both
+    values. Kinks do not fail; a non-finite check fails.
+
+    Returns:
+        The :class:`CheckResult` when it passes.
+
+    Raises:
+        AssertionError: the verdict is ``bug`` or ``inconclusive``.
+    """
+    result = check(cost, gradients, params, X, Y, **options)
+    if result.verdict == "ok":
+        return result
+    lines = [f"gradient check failed ({result.verdict}): difference {result.difference:.3e}, "
+             f"{result.method} eps={result.eps:g}"]
+    for b in result.blocks:
+        if b.verdict in ("bug", "shape-mismatch", "non-finite"):
+            idx = ", ".join(map(str, b.worst_index))
+            lines.append(
+                f"  d{b.name} [{b.verdict}]: {b.diagnosis} (worst d{b.name}[{idx}]: "
+                f"backprop {b.worst_grad:.6g} vs numerical {b.worst_approx:.6g})"
+            )
+    raise AssertionError("\n".join(lines))
