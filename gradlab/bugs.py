@@ -80,10 +80,8 @@ class _L2NoMean(Backprop):
 
 
 class _Transposed(Backprop):
-    def weight_grad(self, layer, dz, a_prev, m):
-        if layer == 1:
-            return 1.0 / m * np.dot(a_prev, dz.T)
-        return super().weight_grad(layer, dz, a_prev, m)
+    def finish(self, grads):
+        return {**grads, "dW1": grads["dW1"].T}
 
 
 class _MseDelta(Backprop):
@@ -138,7 +136,7 @@ _BUGS = [
     Bug("relu-mask-missing", "the ReLU derivative of layer 1 is left out (dZ1 = dA1)",
         _NoReluMask),
     Bug("relu-grad-uses-A", "ReLU derivative multiplies by A instead of by (Z > 0)", _ReluUsesA),
-    Bug("transposed-dW1", "dW1 computed as A0 dZ1^T / m, the transpose", _Transposed),
+    Bug("transposed-dW1", "dW1 returned transposed (A0 dZ1^T instead of dZ1 A0^T)", _Transposed),
     Bug("mse-delta", "output delta uses the squared-error rule (A - Y) A (1 - A)", _MseDelta),
     Bug("zero-db2", "db2 never computed: left as zeros", _ZeroBias),
     Bug("leaky-backward", "subtle: backward treats ReLU as leaky with slope 1e-5", _LeakyBackward),
