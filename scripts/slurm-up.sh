@@ -32,9 +32,10 @@ die() { printf '[slurm-up] ERROR: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 
-# wait_for SECONDS DESCRIPTION CMD... : poll CMD until it succeeds.
+# wait_for SECONDS DESCRIPTION CMD... : poll CMD until it succeeds
+# (DESCRIPTION only documents the call site).
 wait_for() {
-    local secs=$1 what=$2; shift 2
+    local secs=$1; shift 2
     local end=$((SECONDS + secs))
     until "$@" >/dev/null 2>&1; do
         [ "$SECONDS" -lt "$end" ] || return 1
