@@ -91,27 +91,37 @@ def _combine(method: Method, eps: float, rows: list[np.ndarray], j0: float) -> n
     return total / eps
 
 
-def _recheck(method, eps, costs, theta, idx, j0, grad, cost_noise, u):
-    """Re-evaluate the suspect coordinates at eps/rho and eps*rho, plus one-sided slopes."""
+def _recheck(method, eps, costs, theta, idx, j0, grad, approx, bound, cost_noise, u):
+    """Re-evaluate the suspect coordinates to tell bugs from truncation, round-off and kinks.
+
+    Each suspect is re-estimated at the smallest step ``eps / rho**k`` (k <= max_shrink) whose
+    noise bound still leaves its discrepancy clearly visible: a bug's discrepancy stays the same
+    there, truncation and kink effects shrink. A suspect already at the round-off limit is
+    re-estimated at ``eps * rho`` instead. One-sided slopes at ``eps`` and ``eps / rho`` feed the
+    kink test.
+    """
     rho = TOLERANCES["rho"]
-    lo, hi = eps / rho, eps * rho
-    wanted = _stencil(method, lo) + _stencil(method, hi)
-    if not method.is_complex:
-        wanted += [eps, -eps, lo, -lo]
-    steps = list(dict.fromkeys(wanted))
-    table = costs(theta, np.array(steps), idx)
-    row = {s: table[k] for k, s in enumerate(steps)}
-    out = {}
-    for key, h in (("lo", lo), ("hi", hi)):
-        est = _combine(method, h, [row[s] for s in _stencil(method, h)], j0)
-        out[key] = est
-        out["bound_" + key] = noise_bound(
-            est, grad, theta[idx], h, cost_noise, method.roundoff, u
+    d0 = np.abs(grad - approx)
+    room = d0 / np.maximum(TOLERANCES["safety"] * bound, 1e-300)  # how far the step may shrink
+    k = np.floor(np.log(np.maximum(room * TOLERANCES["persist"], 1.0)) / np.log(rho))
+    k = np.clip(k, 0, TOLERANCES["max_shrink"]).astype(int)
+    confirm_step = np.where(k > 0, eps / rho ** k.astype(float), eps * rho)
+    out = {"confirm": np.empty(idx.size), "bound_confirm": np.empty(idx.size)}
+    for h in np.unique(confirm_step):
+        sel = np.flatnonzero(confirm_step == h)
+        table = costs(theta, np.array(_stencil(method, h)), idx[sel])
+        est = _combine(method, h, list(table), j0)
+        out["confirm"][sel] = est
+        out["bound_confirm"][sel] = noise_bound(
+            est, grad[sel], theta[idx[sel]], h, cost_noise, method.roundoff, u
         )
     if not method.is_complex:
-        for suffix, h in (("", eps), ("_lo", lo)):
-            out["fwd" + suffix] = (np.real(row[h]) - j0) / h
-            out["bwd" + suffix] = (j0 - np.real(row[-h])) / h
+        lo = eps / rho
+        steps = [eps, -eps, lo, -lo]
+        table = costs(theta, np.array(steps), idx)
+        for suffix, h, plus, minus in (("", eps, 0, 1), ("_lo", lo, 2, 3)):
+            out["fwd" + suffix] = (np.real(table[plus]) - j0) / h
+            out["bwd" + suffix] = (j0 - np.real(table[minus])) / h
     return out
 
 
@@ -215,7 +225,7 @@ def check_problem(
     recheck_all = None
     if suspects.size:
         recheck_all = _recheck(meth, h, counter, theta, suspects, j0, g_flat[suspects],
-                               cost_noise, u)
+                               approx[suspects], bound[suspects], cost_noise, u)
     position = {int(i): k for k, i in enumerate(suspects)}
 
     hints = dict(problem.info.get("factor_hints", {}))

@@ -6,7 +6,8 @@ Every tolerance lives in :data:`TOLERANCES`. The reasoning, element by element:
    measured cost noise times the stencil's amplification over ``eps``, plus the error of
    representing ``theta_i + eps``, plus the rounding of the backprop value.
 2. an element is *suspect* when ``|g_i - a_i| > safety * r_i``;
-3. each suspect is re-evaluated at ``eps / rho`` and ``eps * rho``:
+3. each suspect is re-evaluated at the smallest step ``eps / rho**k`` whose noise bound still
+   leaves its discrepancy visible (or at ``eps * rho`` when ``eps`` is already at that limit):
    - *kink*: the backprop value equals one one-sided slope but not the other, and the jump
      between the slopes does not shrink like ``eps`` (a ReLU/max kink lies within the step);
    - *bug*: the discrepancy ``g_i - a_i`` stays the same at another step (a real error does not
@@ -24,7 +25,8 @@ __all__ = ["TOLERANCES", "ElementClasses", "classify", "diagnose", "nice_factor"
 
 TOLERANCES: dict[str, float] = {
     "safety": 10.0,  # suspect when the error exceeds safety x the noise bound
-    "rho": 4.0,  # re-check steps eps/rho and eps*rho
+    "rho": 4.0,  # re-check at eps/rho**k (k <= max_shrink) or eps*rho
+    "max_shrink": 6,
     "persist": 0.5,  # a bug's discrepancy changes by less than this fraction between steps
     "kink_asymmetry": 0.25,  # backprop sits on one one-sided slope: min/max distance below this
     "kink_scaling_low": 0.1,  # smooth: the one-sided jump scales like eps (ratio 1/rho); a kink
@@ -81,9 +83,9 @@ def classify(
     Args:
         grad, approx: flattened backprop gradient and estimate at eps.
         bound: noise bound at eps (see :func:`noise_bound`).
-        recheck: for the suspects (in order), arrays ``lo``/``hi`` (estimates at eps/rho and
-            eps*rho), ``bound_lo``/``bound_hi``, and the one-sided slopes ``fwd``, ``bwd`` at eps
-            and ``fwd_lo``, ``bwd_lo`` at eps/rho (absent for the complex step).
+        recheck: for the suspects (in order), ``confirm`` (the estimate at the re-check step)
+            and ``bound_confirm`` (its noise bound), and the one-sided slopes ``fwd``, ``bwd``
+            at eps and ``fwd_lo``, ``bwd_lo`` at eps/rho (absent for the complex step).
     """
     t = TOLERANCES
     err = grad - approx
@@ -97,12 +99,9 @@ def classify(
         return ElementClasses(suspect, bug, kink, trunc)
     idx = np.flatnonzero(suspect)
     g, d0 = grad[idx], err[idx]
-    persistent = np.zeros(idx.size, bool)
-    for key in ("lo", "hi"):
-        d1 = g - recheck[key]
-        confirmed = np.abs(d1) > t["safety"] * recheck["bound_" + key]
-        same = np.abs(d1 - d0) <= t["persist"] * np.abs(d0)
-        persistent |= confirmed & same
+    d1 = g - recheck["confirm"]
+    confirmed = np.abs(d1) > t["safety"] * recheck["bound_confirm"]
+    persistent = confirmed & (np.abs(d1 - d0) <= t["persist"] * np.abs(d0))
     is_kink = np.zeros(idx.size, bool)
     if "fwd" in recheck:
         near = np.minimum(np.abs(g - recheck["fwd"]), np.abs(g - recheck["bwd"]))

@@ -1,0 +1,273 @@
+"""Reading the sweep's tables for the report, tolerant of missing or partial ones.
+
+The schema is documented in ``docs/tables.md``. Every table except ``cells.parquet`` is
+optional: a summary that is missing is derived from the cells when possible, and the report
+says so. The derivations here follow the same rules as the sweep's summaries.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "CELL_KEYS",
+    "Tables",
+    "load_tables",
+    "eps_label",
+    "cell_frame",
+    "derive_detection",
+    "derive_localisation",
+    "derive_best_eps",
+    "csv_data_uri",
+    "flatten_run",
+]
+
+CELL_KEYS = ["model", "dtype", "variant", "seed", "method", "eps"]
+SUMMARY_KEYS = ["model", "dtype", "variant", "method", "eps"]
+TABLE_NAMES = ("cells", "detection", "localisation", "best_eps", "timing")
+METHOD_ORDER = ("forward", "central", "five-point", "complex-step")
+
+
+@dataclass
+class Tables:
+    """What the report read. ``notes`` say which tables were missing or derived."""
+
+    cells: pd.DataFrame | None = None
+    detection: pd.DataFrame | None = None
+    localisation: pd.DataFrame | None = None
+    best_eps: pd.DataFrame | None = None
+    timing: pd.DataFrame | None = None
+    run: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    derived: set[str] = field(default_factory=set)
+
+
+def eps_label(eps: float) -> str:
+    """``1e-07`` for a step, ``auto`` for NaN (the sweep's ``eps_label``)."""
+    if eps is None or (isinstance(eps, float) and math.isnan(eps)):
+        return "auto"
+    return f"{float(eps):.0e}"
+
+
+def _read_parquet(path: Path, notes: list[str]) -> pd.DataFrame | None:
+    if not path.is_file():
+        notes.append(f"{path.name} is missing")
+        return None
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # a truncated or foreign file: say so, keep going
+        notes.append(f"{path.name} could not be read ({type(exc).__name__}: {exc})")
+        return None
+
+
+def _with_labels(df: pd.DataFrame | None) -> pd.DataFrame | None:
+    if df is None:
+        return None
+    df = df.copy()
+    if "eps" in df.columns and "eps_label" not in df.columns:
+        df["eps_label"] = [eps_label(e) for e in df["eps"]]
+    for col in ("model", "dtype", "variant", "method", "eps_label"):
+        if col in df.columns:
+            df[col] = df[col].astype(str)
+    return df
+
+
+def load_tables(tables_dir: Path) -> Tables:
+    """Read every table under ``tables_dir``; derive missing summaries from the cells."""
+    tables_dir = Path(tables_dir)
+    t = Tables()
+    if not tables_dir.is_dir():
+        t.notes.append(f"the tables directory {tables_dir} does not exist")
+        return t
+    for name in TABLE_NAMES:
+        setattr(t, name, _with_labels(_read_parquet(tables_dir / f"{name}.parquet", t.notes)))
+    run = tables_dir / "run.json"
+    if run.is_file():
+        try:
+            loaded = json.loads(run.read_text(encoding="utf-8"))
+            t.run = loaded if isinstance(loaded, dict) else {"run.json": loaded}
+        except (OSError, ValueError) as exc:
+            t.notes.append(f"run.json could not be read ({type(exc).__name__}: {exc})")
+    else:
+        t.notes.append("run.json is missing")
+    cells = t.cells
+    if cells is not None:
+        missing = [c for c in CELL_KEYS if c not in cells.columns]
+        if missing:
+            t.notes.append(f"cells.parquet lacks the columns {', '.join(missing)}; ignored")
+            t.cells = cells = None
+    if cells is not None:
+        if t.detection is None:
+            t.detection = derive_detection(cells)
+            t.derived.add("detection")
+        if t.localisation is None and {"flagged", "in_truth"} <= set(cells.columns):
+            t.localisation = derive_localisation(cells)
+            t.derived.add("localisation")
+    if t.best_eps is None and t.detection is not None and len(t.detection):
+        t.best_eps = derive_best_eps(t.detection)
+        t.derived.add("best_eps")
+    return t
+
+
+def _col(df: pd.DataFrame, name: str, default: Any) -> pd.Series:
+    return df[name] if name in df.columns else pd.Series(default, index=df.index)
+
+
+def cell_frame(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell (model x dtype x variant x seed x method x eps), blocks folded in."""
+    df = cells.copy()
+    df["block"] = _col(df, "block", "").astype(str)
+    df["_flag"] = _col(df, "flagged", False).fillna(False).astype(bool)
+    df["_truth"] = _col(df, "in_truth", False).fillna(False).astype(bool)
+    for name, default in (("cell_verdict", ""), ("expected", ""), ("status", "done"),
+                          ("error", ""), ("cell_difference", np.nan), ("eps_used", np.nan)):
+        df[name] = _col(df, name, default)
+    df["error"] = df["error"].fillna("").astype(str)
+
+    def joined(mask_col: str):
+        def fold(g: pd.DataFrame) -> str:
+            return " ".join(b for b in g.loc[g[mask_col], "block"] if b)
+        return fold
+
+    grouped = df.groupby(CELL_KEYS, dropna=False, sort=True)
+    out = grouped.agg(
+        cell_verdict=("cell_verdict", "first"),
+        cell_difference=("cell_difference", "first"),
+        expected=("expected", "first"),
+        status=("status", "first"),
+        error=("error", "first"),
+        eps_used=("eps_used", "first"),
+    ).reset_index()
+    flagged = grouped[["block", "_flag"]].apply(joined("_flag")).reset_index(drop=True)
+    truth = grouped[["block", "_truth"]].apply(joined("_truth")).reset_index(drop=True)
+    out["flagged_blocks"] = flagged.to_numpy() if len(out) else []
+    out["truth_blocks"] = truth.to_numpy() if len(out) else []
+    out["eps_label"] = [eps_label(e) for e in out["eps"]]
+    return out
+
+
+def _rate(values: pd.Series) -> float:
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def derive_detection(cells: pd.DataFrame) -> pd.DataFrame:
+    """Detection and false-alarm rates per model x dtype x variant x method x eps."""
+    cf = cell_frame(cells)
+    rows = []
+    for key, g in cf.groupby(SUMMARY_KEYS, dropna=False, sort=True):
+        done = g[g["status"] != "failed"]
+        hit = done["cell_verdict"] == "bug"
+        rows.append({
+            **dict(zip(SUMMARY_KEYS, key, strict=True)),
+            "eps_label": eps_label(key[4]),
+            "n_seeds": int(g["seed"].nunique()),
+            "detection_rate": _rate(hit[done["expected"] == "bug"]),
+            "false_alarm_rate": _rate(hit[done["expected"] != "bug"]),
+            "failed": int((g["status"] == "failed").sum()),
+        })
+    return pd.DataFrame(rows)
+
+
+def derive_localisation(cells: pd.DataFrame) -> pd.DataFrame:
+    """Block precision and recall (flagged vs in_truth, pooled over seeds)."""
+    rows = []
+    df = cells[_col(cells, "status", "done") != "failed"]
+    for key, g in df.groupby(SUMMARY_KEYS, dropna=False, sort=True):
+        f = g["flagged"].fillna(False).astype(bool)
+        t = g["in_truth"].fillna(False).astype(bool)
+        tp, fp, fn = int((f & t).sum()), int((f & ~t).sum()), int((~f & t).sum())
+        rows.append({
+            **dict(zip(SUMMARY_KEYS, key, strict=True)),
+            "eps_label": eps_label(key[4]),
+            "precision": tp / (tp + fp) if tp + fp else float("nan"),
+            "recall": tp / (tp + fn) if tp + fn else float("nan"),
+        })
+    return pd.DataFrame(rows)
+
+
+def derive_best_eps(detection: pd.DataFrame) -> pd.DataFrame:
+    """Per model x dtype x method: the eps with the highest mean detection minus false alarms."""
+    rows = []
+    for key, g in detection.groupby(["model", "dtype", "method"], sort=True):
+        best = None
+        for eps, e in g.groupby("eps", dropna=False, sort=False):
+            det = float(e["detection_rate"].mean()) if e["detection_rate"].notna().any() else 0.0
+            fa = float(e["false_alarm_rate"].mean()) if e["false_alarm_rate"].notna().any() \
+                else 0.0
+            size = -1.0 if pd.isna(eps) else float(eps)
+            score = (round(det - fa, 12), size)
+            if best is None or score > best[0]:
+                best = (score, eps, det, fa)
+        _, eps, det, fa = best
+        rows.append({"model": key[0], "dtype": key[1], "method": key[2], "eps": eps,
+                     "eps_label": eps_label(eps), "detection_rate": det,
+                     "false_alarm_rate": fa})
+    return pd.DataFrame(rows)
+
+
+def csv_data_uri(df: pd.DataFrame, gzip_above: int = 1_500_000) -> tuple[str, str, int]:
+    """The table as a ``data:`` URI (base64, so no character needs quoting).
+
+    Returns ``(uri, suggested file name, bytes)``; large tables are gzip-compressed
+    (pandas reads ``.csv.gz`` directly).
+    """
+    text = df.to_csv(index=False).encode("utf-8")
+    if len(text) > gzip_above:
+        buf = io.BytesIO()
+        with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
+            gz.write(text)
+        payload, mime, suffix = buf.getvalue(), "application/gzip", ".csv.gz"
+    else:
+        payload, mime, suffix = text, "text/csv;charset=utf-8", ".csv"
+    uri = f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
+    return uri, "gradlab-cells" + suffix, len(payload)
+
+
+def flatten_run(run: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """``run.json`` as sorted (dotted key, text) pairs for display."""
+    out: list[tuple[str, str]] = []
+    for key in run:
+        value = run[key]
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.extend(flatten_run(value, name + "."))
+        elif isinstance(value, list):
+            out.append((name, ", ".join(str(v) for v in value)))
+        else:
+            out.append((name, str(value)))
+    return out
+
+
+def pick(run: dict[str, Any] | None, *names: str) -> Any:
+    """The first value in ``run`` found under any of ``names`` (dotted paths allowed)."""
+    if not run:
+        return None
+    flat: dict[str, Any] = {}
+
+    def walk(d: dict[str, Any], prefix: str) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                flat[f"{prefix}{k}"] = v
+
+    walk(run, "")
+    for n in names:
+        if n in flat:
+            return flat[n]
+    return None
+
+
+def method_sort_key(method: str) -> tuple[int, str]:
+    """Methods in their natural order (forward, central, five-point, complex-step), then others."""
+    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
