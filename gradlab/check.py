@@ -61,7 +61,8 @@ def _evaluator(problem: Problem, layout: Layout, engine: str):
         raise UsageError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
 
     def flat_cost(vec: np.ndarray):
-        return _scalar(problem.cost(layout.unflatten(vec), problem.X, problem.Y), _cost_name(problem))
+        value = problem.cost(layout.unflatten(vec), problem.X, problem.Y)
+        return _scalar(value, _cost_name(problem))
 
     if engine == "auto" and problem.fast is not None:
         return flat_cost, problem.fast.costs, getattr(problem.fast, "name", "fast")
@@ -208,7 +209,8 @@ def check_problem(
         return _nonfinite_result(problem, layout, grads, meth, j0, notes, started, engine_name)
     h = choose_step(meth, counter, theta, j0, seed) if chosen else float(eps)
     cost_noise = noise_level(flat_cost, theta, j0, seed)
-    approx = _combine(meth, h, list(counter(theta, np.array(_stencil(meth, h)), np.arange(theta.size))), j0)
+    table = counter(theta, np.array(_stencil(meth, h)), np.arange(theta.size))
+    approx = _combine(meth, h, list(table), j0)
 
     slices = layout.slices()
     g_flat = np.zeros(theta.size)

@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="auto: the fast engine where the model has one; loop: the plain "
                           "one-coordinate-at-a-time reference")
     chk.add_argument("--json", action="store_true", help="print one JSON object")
-    chk.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    chk.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                     help="show tracebacks on errors")
     var = sub.add_parser("variants", help="list the bug catalogue",
                          description="List the injected-bug variants of the built-in networks.")
     var.add_argument("--json", action="store_true", help="print JSON")

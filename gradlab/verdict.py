@@ -112,7 +112,10 @@ def classify(
         not_smooth = (ratio < t["kink_scaling_low"]) | (ratio > t["kink_scaling_high"])
         one_sided = near <= t["kink_asymmetry"] * far
         big = jump > t["safety"] * 2 * bound[idx]
-        is_kink = one_sided & not_smooth & big
+        # a kink: backprop sits on one one-sided slope, the slopes differ by more than the
+        # noise, and either the error vanished at a smaller step (the kink left the step) or
+        # the jump does not scale like a smooth function's (the kink stays inside)
+        is_kink = one_sided & big & (not_smooth | ~persistent)
     bug[idx] = persistent & ~is_kink
     kink[idx] = is_kink
     trunc[idx] = ~persistent & ~is_kink

@@ -211,7 +211,9 @@ def seed_net() -> MLP:
     try:
         np.random.seed(1)
         x = np.random.randn(4, 3)
-        shapes = {"W1": (5, 4), "b1": (5, 1), "W2": (3, 5), "b2": (3, 1), "W3": (1, 3), "b3": (1, 1)}
+        shapes = {
+            "W1": (5, 4), "b1": (5, 1), "W2": (3, 5), "b2": (3, 1), "W3": (1, 3), "b3": (1, 1),
+        }
         params = {name: np.random.randn(*shape) for name, shape in shapes.items()}
     finally:
         np.random.set_state(state)
