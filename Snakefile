@@ -1,0 +1,39 @@
+"""gradlab sweep: models x variants x seeds x methods x epsilons -> tables -> HTML report.
+
+Run:  snakemake --cores 2          (profiles/default is applied automatically)
+Config: config/config.yaml, every key explained in config/README.md.
+"""
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+from gradlab.config import ConfigError, normalise
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+# Python first: one-line errors naming key, value and what is allowed (and YAML's 1e-3 read
+# as text becomes the number it means); then the JSON schema on the normalised result.
+try:
+    CFG = normalise(config)
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+validate(CFG, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/check.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        REPORT_HTML,

@@ -1,0 +1,19 @@
+rule aggregate:
+    """All group files -> the Parquet tables of docs/tables.md and run.json."""
+    input:
+        GROUP_FILES,
+    output:
+        **TABLE_FILES,
+        run=RUN_JSON,
+    log:
+        "results/logs/aggregate.log",
+    benchmark:
+        "results/benchmarks/aggregate.tsv"
+    params:
+        config=AGGREGATE_PARAMS,
+        code=CORE_HASH,
+        tables=TABLES,
+        state=STATE,
+    shell:
+        "gradlab sweep-aggregate --config-json {params.config:q} --out-dir {params.tables:q}"
+        " --state {params.state:q} {input:q} > {log:q} 2>&1"

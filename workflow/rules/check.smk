@@ -1,0 +1,17 @@
+rule check_group:
+    """One group of cells: every model x variant x method at one dtype, seed and step."""
+    input:
+        models=MODEL_FILES,
+    output:
+        GROUP_PATTERN,
+    log:
+        "results/logs/check_group/{dtype}/seed{seed}/eps{eps}.log",
+    benchmark:
+        "results/benchmarks/check_group/{dtype}/seed{seed}/eps{eps}.tsv"
+    params:
+        grid=CHECK_PARAMS,
+        code=CORE_HASH,
+    shell:
+        "gradlab sweep-run --config-json {params.grid:q} --dtype {wildcards.dtype}"
+        " --seed {wildcards.seed} --eps {wildcards.eps} --code-hash {params.code}"
+        " --out {output:q} > {log:q} 2>&1"

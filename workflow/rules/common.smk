@@ -1,0 +1,30 @@
+"""Shared values: the group grid, the params every rule sees, the source hashes."""
+
+from gradlab.config import digest, dumps, source_hash
+from gradlab.sweep import GROUP_PATTERN, check_params, group_keys, group_path
+
+TABLES = "results/tables"
+TABLE_FILES = {
+    name: f"{TABLES}/{name}.parquet"
+    for name in ("cells", "timing", "detection", "localisation", "best_eps")
+}
+RUN_JSON = f"{TABLES}/run.json"
+REPORT_HTML = "reports/gradlab-report.html"
+FIGURES = "results/figures"
+STATE = "results/.sweep-state.json"
+
+GROUP_FILES = [group_path(*key) for key in group_keys(CFG)]
+MODEL_FILES = sorted({m["path"] for m in CFG["models"] if m["kind"] == "file"})
+
+# Stable JSON strings: a config change reruns exactly the jobs whose params change.
+CHECK_PARAMS = check_params(CFG)
+AGGREGATE_PARAMS = dumps({k: v for k, v in CFG.items() if k != "report"})
+CORE_HASH = source_hash("core")
+REPORT_HASH = source_hash("report")
+CONFIG_DIGEST = digest(CFG)
+
+
+wildcard_constraints:
+    dtype="float32|float64",
+    seed=r"\d+",
+    eps=r"auto|[0-9][0-9.e+-]*",
