@@ -1,0 +1,261 @@
+"""``build_report``: read the sweep's tables, make the figures, render one self-contained HTML.
+
+The page embeds everything (figures as base64 PNG, CSS and a few lines of JS inline, the tidy
+data as a ``data:`` URI), so it opens offline and makes no network request. The template is
+rendered by Jinja2 with autoescape on: every string that came from the tables or the config is
+escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+from markupsafe import Markup
+
+from .. import __version__
+from ..check import check_problem
+from ..spec import ModelSpec, build_problem, truth_of
+from . import figures as F
+from . import sections as S
+from .data import (
+    CELL_KEYS,
+    Tables,
+    cell_frame,
+    csv_data_uri,
+    eps_label,
+    flatten_run,
+    load_tables,
+)
+from .seed import SEED_EPS, seed_section
+
+__all__ = ["build_report", "FIGURE_NAMES", "TABLE_ROW_LIMIT"]
+
+FIGURE_NAMES = ("seed-threshold-trap.png", "verdict-matrix.png", "error-vs-eps.png",
+                "block-heatmap.png", "element-heatmaps.png")
+TABLE_ROW_LIMIT = 2000
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("gradlab.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["sci"] = S.fmt_sci
+    env.filters["rate"] = S.fmt_rate
+    return env
+
+
+def _css() -> Markup:
+    """The package's own stylesheet, inlined verbatim (it is code, not data: never escaped,
+    and it cannot close the style element)."""
+    css = resources.files("gradlab.report").joinpath("report.css").read_text(encoding="utf-8")
+    if "<" in css:
+        raise ValueError("report.css must not contain '<'")
+    return Markup(css)
+
+
+def _img(fig: F.Figure) -> dict[str, Any]:
+    return {"src": "data:image/png;base64," + base64.b64encode(fig.png).decode("ascii"),
+            "alt": fig.alt, "width": fig.width, "height": fig.height, "name": fig.name}
+
+
+def _chosen_case(t: Tables, best: dict, bottoms: dict) -> dict[str, Any]:
+    """Pick and recompute the case whose failing blocks are shown element by element."""
+    cells = t.cells
+    model, dtype, variant, method, seed, in_sweep = "seed-net", "float64", "seed-bugs", \
+        "central", 0, False
+    if cells is not None and "model_kind" in cells.columns:
+        sn = cells[(cells.model_kind == "seed-net") & (cells.get("status", "done") != "failed")]
+        if not sn.empty:
+            pref = sn[sn.variant == "seed-bugs"]
+            if pref.empty:
+                pref = sn[sn["flagged"].astype(bool)] if "flagged" in sn else sn.iloc[0:0]
+            if not pref.empty:
+                row = pref.sort_values(["dtype", "seed"]).iloc[0]
+                model, dtype, variant = str(row["model"]), str(row["dtype"]), str(row["variant"])
+                seed, in_sweep = int(row["seed"]), True
+                methods = list(sn[(sn.model == model)]["method"].unique())
+                method = "central" if "central" in methods else sorted(methods)[0]
+    b = best.get((model, dtype, method))
+    eps = b["eps"] if b and np.isfinite(b["eps"]) else SEED_EPS
+    eps = bottoms.get((model, dtype, method), eps)
+    case = {"model": model, "dtype": dtype, "variant": variant, "method": method, "seed": seed,
+            "eps": eps_label(eps), "in_sweep": in_sweep, "blocks": [], "error": "",
+            "agreement": ""}
+    try:
+        problem = build_problem(ModelSpec("seed-net", variant=variant, seed=seed, dtype=dtype))
+        result = check_problem(problem, method=method, eps=eps, seed=seed)
+    except Exception as exc:  # show the reason instead of the figure
+        case["error"] = f"{type(exc).__name__}: {exc}"
+        return case
+    truth = truth_of(problem)
+    case["verdict"], case["difference"] = result.verdict, result.difference
+    case["truth"] = ", ".join(f"{k} (relative change {S.fmt_sci(v)})" for k, v in truth.items())
+    failing = result.failing()
+    case["blocks"] = [{"name": blk.name, "verdict": blk.verdict, "diagnosis": blk.diagnosis,
+                       "difference": blk.difference, "in_truth": blk.name in truth}
+                      for blk in result.blocks if blk.verdict != "ok"]
+    case["figure"] = F.element_heatmaps_figure(
+        [(blk.name, result.grad[blk.name], result.approx[blk.name]) for blk in failing],
+        f"{model}, variant {variant}, {result.method}, eps {eps_label(eps)}, seed {seed}")
+    if in_sweep and cells is not None:
+        sub = cells[(cells.model == model) & (cells.dtype == dtype) & (cells.variant == variant)
+                    & (cells.method == method) & (cells.seed == seed)
+                    & (cells["eps"].map(eps_label) == eps_label(eps))]
+        table = dict(zip(sub["block"].astype(str), sub["difference"], strict=True))
+        mine = {blk.name: blk.difference for blk in result.blocks}
+        if table and all(k in table and np.isclose(v, table[k], rtol=1e-6, atol=1e-15)
+                         for k, v in mine.items()):
+            case["agreement"] = "matches the sweep's table for this cell block by block"
+        elif table:
+            case["agreement"] = ("differs from the sweep's table for this cell (the sweep's "
+                                 "seed-net entry may use L2 or dropout settings)")
+    return case
+
+
+def _full_table(cf: pd.DataFrame | None, det: pd.DataFrame | None) -> dict[str, Any]:
+    if cf is None or cf.empty:
+        return {"mode": "none", "rows": [], "note": "no cells table"}
+    order = {v: i for i, v in enumerate(S.variant_order(cf["variant"].unique()))}
+    cf = cf.assign(_v=cf["variant"].map(order), _m=[S.method_sort_key(m) for m in cf["method"]],
+                   _e=-cf["eps"].fillna(0.0))
+    cf = cf.sort_values(["model", "dtype", "_v", "seed", "_m", "_e"], kind="stable")
+    if len(cf) <= TABLE_ROW_LIMIT:
+        rows = [{"model": r.model, "dtype": r.dtype, "variant": r.variant, "seed": r.seed,
+                 "method": r.method, "eps": r.eps_label, "eps_v": _v(r.eps),
+                 "verdict": r.cell_verdict, "expected": r.expected,
+                 "difference": r.cell_difference, "flagged": r.flagged_blocks,
+                 "truth": r.truth_blocks, "status": r.status, "error": r.error}
+                for r in cf.itertuples(index=False)]
+        return {"mode": "cells", "rows": rows, "note": f"all {len(cf)} cells, one row each"}
+    g = cf.groupby(["model", "dtype", "variant", "method", "eps_label"], sort=True)
+    summary = g.agg(eps=("eps", "first"), seeds=("seed", "nunique"),
+                    bug=("cell_verdict", lambda s: int((s == "bug").sum())),
+                    failed=("status", lambda s: int((s == "failed").sum())),
+                    expected=("expected", "first"),
+                    median=("cell_difference", "median")).reset_index()
+    rows = [{"model": r.model, "dtype": r.dtype, "variant": r.variant, "method": r.method,
+             "eps": r.eps_label, "eps_v": _v(r.eps), "seeds": r.seeds, "bug": r.bug,
+             "failed": r.failed, "expected": r.expected, "difference": r.median}
+            for r in summary.itertuples(index=False)][:TABLE_ROW_LIMIT]
+    note = (f"{len(cf)} cells are too many for one page: one row per model x dtype x variant x "
+            f"method x eps ({len(summary)} rows"
+            + (f", first {TABLE_ROW_LIMIT} shown" if len(summary) > TABLE_ROW_LIMIT else "")
+            + "); every cell and block is in the download")
+    return {"mode": "summary", "rows": rows, "note": note}
+
+
+def _v(x: Any) -> str:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return ""
+    return "" if math.isnan(x) else repr(x)
+
+
+def build_report(tables_dir: Path, out_html: Path, title: str,
+                 figures_dir: Path | None = None) -> Path:
+    """Render the sweep's tables into one self-contained HTML file.
+
+    Args:
+        tables_dir: folder with ``cells.parquet`` and the summaries (``docs/tables.md``);
+            missing optional tables are derived or reported on the page.
+        out_html: the HTML file to write (atomically: temp file, then rename).
+        title: the page title (escaped like every other string).
+        figures_dir: if given, each figure is also saved there as PNG under the fixed names
+            :data:`FIGURE_NAMES` (a placeholder image when a figure has no data).
+
+    Returns:
+        ``out_html``.
+    """
+    tables_dir, out_html = Path(tables_dir), Path(out_html)
+    t = load_tables(tables_dir)
+    cells = t.cells
+    cf = cell_frame(cells) if cells is not None and len(cells) else None
+    best = S.best_eps_map(t)
+    bottoms = S.v_bottoms(cf)
+    seed = seed_section()
+    figs: dict[str, F.Figure] = {"seed-threshold-trap.png": F.trap_figure(seed)}
+    matrices = S.verdict_matrices(t, best)
+    grids = S.settings_grids(t)
+    figs["verdict-matrix.png"] = F.verdict_matrix_figure([
+        {"title": f"{m['model']} ({m['dtype']})", "rows": [
+            (r["variant"] + (" (false alarms)" if r["kind"] == "alarm" else "")) for r in
+            m["rows"]],
+         "methods": [f"{c['method']} @ {c['eps']}" for c in m["columns"]],
+         "values": [[_pct(c["text"]) for c in r["cells"]] for r in m["rows"]],
+         "alarm": [r["kind"] == "alarm" for r in m["rows"]]} for m in matrices if m["rows"]])
+    variants = S.variant_order(cf["variant"].unique()) if cf is not None else []
+    if cf is not None:
+        best_eps = {k: v["eps"] for k, v in best.items()}
+        figs["error-vs-eps.png"] = F.eps_curves_figure(cf, cells, best_eps, variants)
+        panels = S.block_panels(cells, best, bottoms, F.block_sort_key)
+    else:
+        figs["error-vs-eps.png"] = F.placeholder("error-vs-eps.png", "no cells table")
+        panels = []
+    figs["block-heatmap.png"] = F.block_heatmap_figure(panels)
+    case = _chosen_case(t, best, bottoms)
+    figs["element-heatmaps.png"] = case.pop("figure", None) or F.placeholder(
+        "element-heatmaps.png", "the chosen case could not be recomputed")
+    download = None
+    if cells is not None:
+        uri, fname, size = csv_data_uri(cells.sort_values(
+            [c for c in CELL_KEYS + ["block"] if c in cells.columns], kind="stable"))
+        download = {"uri": uri, "name": fname, "size": f"{size / 1024:.0f} KiB",
+                    "rows": len(cells)}
+    summary_download = None
+    if t.detection is not None:
+        uri, _, size = csv_data_uri(t.detection, gzip_above=10**12)
+        summary_download = {"uri": uri, "name": "gradlab-detection.csv",
+                            "size": f"{size / 1024:.0f} KiB"}
+    context = {
+        "title": title, "css": _css(), "version": __version__,
+        "tables_dir": str(tables_dir), "notes": t.notes,
+        "derived": sorted(t.derived), "run": S.run_summary(t, cf),
+        "run_items": flatten_run(t.run) if t.run else [],
+        "failures": S.failures(cf), "glance": S.at_a_glance(best, grids, bottoms),
+        "seed": seed, "matrices": matrices, "grids": grids,
+        "panels": panels, "diagnoses": S.sweep_diagnoses(cells, panels) if cells is not None
+        else [], "localisation": S.localisation_rows(t, best), "case": case,
+        "table": _full_table(cf, t.detection), "download": download,
+        "summary_download": summary_download,
+        "figs": {name: _img(f) for name, f in figs.items()},
+    }
+    html = _env().get_template("report.html").render(**context)
+    _atomic_write(out_html, html.encode("utf-8"))
+    if figures_dir is not None:
+        for name in FIGURE_NAMES:
+            _atomic_write(Path(figures_dir) / name, figs[name].png)
+    return out_html
+
+
+def _pct(text: str) -> float:
+    return float(text.rstrip("%")) / 100 if text.endswith("%") else math.nan

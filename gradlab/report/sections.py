@@ -1,0 +1,379 @@
+"""Turn the tables into what each section of the report shows (plain dicts and lists).
+
+Nothing here formats HTML: the template does, with autoescape on. Colours are computed here
+from numbers only (never from strings that came from the tables).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+
+from ..bugs import variant_names
+from .data import Tables, eps_label, method_sort_key, pick
+
+__all__ = [
+    "fmt_sci", "fmt_rate", "rate_color", "variant_order", "best_eps_map", "run_summary",
+    "failures", "verdict_matrices", "settings_grids", "at_a_glance", "block_panels",
+    "sweep_diagnoses", "localisation_rows", "v_bottoms", "method_sort_key",
+]
+
+_RDYLGN = colormaps["RdYlGn"]
+
+
+def fmt_sci(x: Any, digits: int = 3) -> str:
+    """``1.23e-07``; ``n/a`` for missing values."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return "n/a"
+    if math.isnan(x):
+        return "n/a"
+    if math.isinf(x):
+        return "inf"
+    return f"{x:.{digits}g}" if 1e-3 <= abs(x) < 1e4 or x == 0 else f"{x:.{digits - 1}e}"
+
+
+def fmt_rate(x: Any) -> str:
+    """``87%`` or ``n/a``."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if math.isnan(x) else f"{x:.0%}"
+
+
+def rate_color(good: float | None) -> str:
+    """Background for a cell whose goodness is in [0, 1] (green good, red bad), pale."""
+    if good is None or not np.isfinite(good):
+        return "#eeeeee"
+    r, g, b, _ = _RDYLGN(0.1 + 0.8 * float(np.clip(good, 0, 1)))
+    mix = 0.45
+    return "#{:02x}{:02x}{:02x}".format(*(int(255 * (c * (1 - mix) + mix)) for c in (r, g, b)))
+
+
+def variant_order(variants: Any) -> list[str]:
+    """Catalogue order (correct first), unknown names after, alphabetically."""
+    present = {str(v) for v in variants}
+    known = [v for v in variant_names() if v in present]
+    return known + sorted(present - set(known))
+
+
+def _combos(df: pd.DataFrame) -> list[tuple[str, str]]:
+    pairs = df[["model", "dtype"]].drop_duplicates().itertuples(index=False)
+    return sorted({(str(m), str(d)) for m, d in pairs})
+
+
+def best_eps_map(t: Tables) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(model, dtype, method) -> {eps, label, detection_rate, false_alarm_rate}."""
+    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    if t.best_eps is None:
+        return out
+    for row in t.best_eps.to_dict("records"):
+        label = str(row.get("eps_label", row.get("best_eps_label", "")))
+        eps = row.get("eps", row.get("best_eps", math.nan))
+        if eps is None or (isinstance(eps, float) and math.isnan(eps)):
+            try:
+                eps = float(label)
+            except ValueError:
+                eps = math.nan
+        out[(str(row.get("model")), str(row.get("dtype")), str(row.get("method")))] = {
+            "eps": float(eps), "label": label or eps_label(eps),
+            "detection_rate": row.get("detection_rate", math.nan),
+            "false_alarm_rate": row.get("false_alarm_rate", math.nan),
+        }
+    return out
+
+
+def v_bottoms(cf: pd.DataFrame | None) -> dict[tuple[str, str, str], float]:
+    """(model, dtype, method) -> the eps where correct code scores lowest (bottom of the V)."""
+    out: dict[tuple[str, str, str], float] = {}
+    if cf is None:
+        return out
+    ok = cf[(cf.variant == "correct") & (cf.status != "failed") & cf["eps"].notna()
+            & np.isfinite(cf["cell_difference"])]
+    for (model, dtype, method), g in ok.groupby(["model", "dtype", "method"]):
+        med = g.groupby("eps")["cell_difference"].median().sort_index(ascending=False)
+        out[(str(model), str(dtype), str(method))] = float(med.idxmin())
+    return out
+
+
+def run_summary(t: Tables, cf: pd.DataFrame | None) -> dict[str, Any]:
+    """Section 1: the headline numbers, the grid, versions and timing."""
+    run = t.run or {}
+    n_cells = len(cf) if cf is not None else None
+    n_failed = int((cf["status"] == "failed").sum()) if cf is not None else None
+    cards = []
+    for label, names, fallback in (
+        ("planned", ("cells.planned", "cells_planned", "planned"), n_cells),
+        ("computed", ("cells.computed", "cells_computed", "computed"), None),
+        ("reused", ("cells.reused", "cells_reused", "reused"), None),
+        ("failed", ("cells.failed", "cells_failed", "failed"), n_failed),
+    ):
+        value = pick(run, *names)
+        cards.append({"label": f"cells {label}", "value": value if value is not None
+                      else (fallback if fallback is not None else "n/a"),
+                      "alert": label == "failed" and bool(value or fallback)})
+    wall = pick(run, "wall_seconds", "wall_time", "wall_time_seconds", "wall", "seconds")
+    try:
+        wall_text = f"{float(wall):.1f} s"
+    except (TypeError, ValueError):
+        wall_text = str(wall) if wall is not None else "n/a"
+    cards.append({"label": "wall time", "value": wall_text, "alert": False})
+    digest = pick(run, "config_digest", "digest", "config.digest", "config_sha256") or "n/a"
+    versions = run.get("versions") if isinstance(run.get("versions"), dict) else {}
+    versions = {str(k): str(v) for k, v in versions.items()}
+    for k, v in run.items():
+        if isinstance(k, str) and k.endswith("_version") and not isinstance(v, dict):
+            versions.setdefault(k[: -len("_version")], str(v))
+    grid = []
+    if cf is not None and len(cf):
+        eps = sorted({e for e in cf["eps"] if np.isfinite(e)}, reverse=True)
+        auto = bool(cf["eps"].isna().any())
+        grid = [
+            ("models", ", ".join(sorted({str(m) for m in cf["model"]}))),
+            ("dtypes", ", ".join(sorted({str(d) for d in cf["dtype"]}))),
+            ("variants", f"{cf['variant'].nunique()}: "
+             + ", ".join(variant_order(cf["variant"].unique()))),
+            ("seeds", ", ".join(str(s) for s in sorted(cf["seed"].unique()))),
+            ("methods", ", ".join(sorted(cf["method"].unique(), key=method_sort_key))),
+            ("epsilons", ", ".join([eps_label(e) for e in eps] + (["auto"] if auto else []))),
+        ]
+    timing = []
+    if t.timing is not None and "seconds" in t.timing.columns and "method" in t.timing.columns:
+        for method, s in sorted(t.timing.groupby("method")["seconds"], key=lambda x:
+                                method_sort_key(x[0])):
+            timing.append({"method": method, "total": fmt_sci(s.sum()), "n": len(s),
+                           "mean_ms": f"{1000 * s.mean():.1f}"})
+    return {"cards": cards, "digest": str(digest), "versions": sorted(versions.items()),
+            "grid": grid, "timing": timing}
+
+
+def failures(cf: pd.DataFrame | None, limit: int = 200) -> dict[str, Any]:
+    """Failed and inconclusive cells, grouped by model and reason."""
+    if cf is None:
+        return {"failed": [], "n_failed": 0, "inconclusive": [], "n_inconclusive": 0}
+    out: dict[str, Any] = {}
+    for kind, mask in (("failed", cf["status"] == "failed"),
+                       ("inconclusive", (cf["status"] != "failed")
+                        & (cf["cell_verdict"] == "inconclusive"))):
+        sub = cf[mask]
+        groups = []
+        for (model, dtype, variant, error), g in sub.groupby(
+                ["model", "dtype", "variant", "error"], sort=True, dropna=False):
+            groups.append({
+                "model": model, "dtype": dtype, "variant": variant,
+                "error": error or "(no reason recorded)", "n": len(g),
+                "methods": ", ".join(sorted(g["method"].unique(), key=method_sort_key)),
+                "seeds": ", ".join(str(s) for s in sorted(g["seed"].unique())),
+            })
+        out[kind] = groups[:limit]
+        out["n_" + kind] = int(mask.sum())
+        out[kind + "_truncated"] = len(groups) > limit
+    return out
+
+
+def _expected_bug(det: pd.DataFrame) -> pd.Series:
+    if "expected" in det.columns:
+        return det["expected"] == "bug"
+    return det["detection_rate"].notna()
+
+
+def verdict_matrices(t: Tables, best: dict) -> list[dict[str, Any]]:
+    """Section 3: per (model, dtype), rows of variants x methods at each method's best eps."""
+    det = t.detection
+    if det is None or det.empty:
+        return []
+    out = []
+    for model, dtype in _combos(det):
+        d = det[(det.model == model) & (det.dtype == dtype)]
+        methods = sorted(d["method"].unique(), key=method_sort_key)
+        cols, picks = [], {}
+        for m in methods:
+            b = best.get((model, dtype, m))
+            label = b["label"] if b else None
+            if label is None or label not in set(d.loc[d.method == m, "eps_label"]):
+                label = None
+            cols.append({"method": m, "eps": label or "n/a"})
+            picks[m] = d[(d.method == m) & (d.eps_label == label)] if label else d.iloc[0:0]
+        rows = []
+        variants = variant_order(d["variant"].unique())
+        for group, wanted_bug in (("alarm", False), ("detect", True)):
+            for v in variants:
+                cells, is_bug = [], None
+                for m in methods:
+                    r = picks[m][picks[m].variant == v]
+                    if r.empty:
+                        cells.append({"text": "n/a", "sub": "", "color": rate_color(None)})
+                        continue
+                    rec = r.iloc[0]
+                    is_bug = bool(_expected_bug(r).iloc[0])
+                    rate = rec["detection_rate"] if is_bug else rec["false_alarm_rate"]
+                    good = rate if is_bug else (1 - rate if pd.notna(rate) else None)
+                    n = int(rec.get("n_seeds", 0) or 0)
+                    failed = int(rec.get("failed", 0) or 0)
+                    sub = f"{round(rate * (n - failed))}/{n - failed} seeds" \
+                        if pd.notna(rate) and n else ""
+                    if failed:
+                        sub += f", {failed} failed"
+                    cells.append({"text": fmt_rate(rate), "sub": sub, "color": rate_color(good),
+                                  "failed": failed})
+                if is_bug is None or is_bug != wanted_bug:
+                    continue
+                rows.append({"variant": v, "kind": group, "cells": cells,
+                             "label": "false alarms" if group == "alarm" else "detected"})
+        out.append({"model": model, "dtype": dtype, "columns": cols, "rows": rows})
+    return out
+
+
+def settings_grids(t: Tables) -> list[dict[str, Any]]:
+    """Method x eps: mean detection rate and false-alarm rate (which settings to trust)."""
+    det = t.detection
+    if det is None or det.empty:
+        return []
+    out = []
+    for model, dtype in _combos(det):
+        d = det[(det.model == model) & (det.dtype == dtype)]
+        labels = sorted(d["eps_label"].unique(), key=lambda s: (s == "auto", -_num(s)))
+        rows = []
+        for m in sorted(d["method"].unique(), key=method_sort_key):
+            cells = []
+            for lab in labels:
+                e = d[(d.method == m) & (d.eps_label == lab)]
+                if e.empty:
+                    cells.append(None)
+                    continue
+                bug = _expected_bug(e)
+                dr = e.loc[bug, "detection_rate"].mean() if bug.any() else math.nan
+                fa = e.loc[~bug, "false_alarm_rate"].mean() if (~bug).any() else math.nan
+                score = (0 if np.isnan(dr) else dr) - (0 if np.isnan(fa) else 3 * fa)
+                cells.append({"det": fmt_rate(dr), "fa": fmt_rate(fa),
+                              "color": rate_color(max(score, 0.0)),
+                              "alarm": bool(pd.notna(fa) and fa > 0)})
+            rows.append({"method": m, "cells": cells})
+        out.append({"model": model, "dtype": dtype, "labels": labels, "rows": rows})
+    return out
+
+
+def _num(label: str) -> float:
+    try:
+        return float(label)
+    except ValueError:
+        return math.inf
+
+
+def at_a_glance(best: dict, grids: list[dict], bottoms: dict) -> list[dict[str, Any]]:
+    """Per (model, dtype): each method's best eps with its rates, a trust word, the V bottom."""
+    out = []
+    for (model, dtype) in sorted({(k[0], k[1]) for k in best}):
+        items = []
+        for (m_, d_, method), b in sorted(best.items(), key=lambda kv: method_sort_key(kv[0][2])):
+            if (m_, d_) != (model, dtype):
+                continue
+            dr, fa = b["detection_rate"], b["false_alarm_rate"]
+            fa0 = 0.0 if fa is None or pd.isna(fa) else float(fa)
+            dr0 = 0.0 if dr is None or pd.isna(dr) else float(dr)
+            trust = "do not trust" if fa0 > 0 else ("trust" if dr0 >= 0.9 else "weak")
+            bottom = bottoms.get((model, dtype, method))
+            items.append({"method": method, "eps": b["label"], "det": fmt_rate(dr),
+                          "fa": fmt_rate(fa), "trust": trust,
+                          "bottom": eps_label(bottom) if bottom is not None else "n/a"})
+        alarms = 0
+        for g in grids:
+            if (g["model"], g["dtype"]) == (model, dtype):
+                alarms = sum(1 for r in g["rows"] for c in r["cells"] if c and c["alarm"])
+        out.append({"model": model, "dtype": dtype, "methods": items, "alarm_settings": alarms})
+    return out
+
+
+def _chosen_method(methods: list[str]) -> str:
+    return "central" if "central" in methods else sorted(methods, key=method_sort_key)[0]
+
+
+def block_panels(cells: pd.DataFrame, best: dict, bottoms: dict, block_key
+                 ) -> list[dict[str, Any]]:
+    """Section 5 heatmap data: per (model, dtype) at central (or the first method), at the
+    bottom of the V (the most accurate step), else at the method's best eps."""
+    done = cells[(cells.get("status", "done") != "failed") & (cells["block"].astype(str) != "")]
+    panels = []
+    for model, dtype in _combos(done):
+        d = done[(done.model == model) & (done.dtype == dtype)]
+        method = _chosen_method(list(d["method"].unique()))
+        b = best.get((model, dtype, method))
+        label = b["label"] if b else None
+        where = "best eps"
+        if (model, dtype, method) in bottoms:
+            label, where = eps_label(bottoms[(model, dtype, method)]), "bottom of the V"
+        d = d[d.method == method]
+        labels = list(d["eps"].map(eps_label))
+        if label not in labels:
+            label = labels[0] if labels else None
+        d = d[d["eps"].map(eps_label) == label]
+        if d.empty:
+            continue
+        variants = variant_order(d["variant"].unique())
+        blocks = sorted(d["block"].astype(str).unique(), key=block_key)
+        vals = np.full((len(variants), len(blocks)), np.nan)
+        truth = np.zeros_like(vals, bool)
+        flagged = np.zeros_like(vals, bool)
+        for (v, blk), g in d.groupby(["variant", "block"]):
+            i, j = variants.index(v), blocks.index(str(blk))
+            vals[i, j] = float(np.nanmedian(g["difference"])) if g["difference"].notna().any() \
+                else np.nan
+            truth[i, j] = bool(g["in_truth"].any()) if "in_truth" in g else False
+            flagged[i, j] = bool(g["flagged"].mean() >= 0.5) if "flagged" in g else False
+        panels.append({"title": f"{model} ({dtype}), {method}, eps {label}", "model": model,
+                       "where": where,
+                       "dtype": dtype, "method": method, "eps_label": label,
+                       "variants": variants, "blocks": blocks, "values": vals,
+                       "truth": truth, "flagged": flagged})
+    return panels
+
+
+def sweep_diagnoses(cells: pd.DataFrame, panels: list[dict], limit: int = 300) -> list[dict]:
+    """For each panel's setting: every flagged or ground-truth block with its diagnosis."""
+    rows = []
+    for p in panels:
+        d = cells[(cells.model == p["model"]) & (cells.dtype == p["dtype"])
+                  & (cells.method == p["method"]) & (cells["eps"].map(eps_label) == p["eps_label"])
+                  & (cells.get("status", "done") != "failed")]
+        for (v, blk), g in d.groupby(["variant", "block"], sort=False):
+            if not (g["flagged"].any() or g["in_truth"].any()):
+                continue
+            texts = Counter(str(x) for x in g.loc[g["flagged"], "diagnosis"]) if \
+                "diagnosis" in g else Counter()
+            rows.append({
+                "model": p["model"], "dtype": p["dtype"], "variant": v, "block": str(blk),
+                "flagged": f"{int(g['flagged'].sum())}/{len(g)}",
+                "truth": "yes" if g["in_truth"].any() else "no",
+                "verdict": Counter(g["block_verdict"].astype(str)).most_common(1)[0][0],
+                "diagnosis": texts.most_common(1)[0][0] if texts else "not flagged (missed)",
+                "missed": not g["flagged"].any(),
+                "false": bool(g["flagged"].any() and not g["in_truth"].any()),
+            })
+    order = {v: i for i, v in enumerate(variant_names())}
+    rows.sort(key=lambda r: (r["model"], r["dtype"], order.get(r["variant"], 999), r["variant"]))
+    return rows[:limit]
+
+
+def localisation_rows(t: Tables, best: dict) -> list[dict[str, Any]]:
+    """Mean block precision / recall over bug variants at each method's best eps."""
+    loc = t.localisation
+    if loc is None or loc.empty or "precision" not in loc.columns:
+        return []
+    rows = []
+    for (model, dtype, method), b in sorted(best.items(), key=lambda kv: (
+            kv[0][0], kv[0][1], method_sort_key(kv[0][2]))):
+        s = loc[(loc.model == model) & (loc.dtype == dtype) & (loc.method == method)
+                & (loc.eps_label == b["label"])]
+        if s.empty:
+            continue
+        rows.append({"model": model, "dtype": dtype, "method": method, "eps": b["label"],
+                     "precision": fmt_rate(s["precision"].mean()),
+                     "recall": fmt_rate(s["recall"].mean())})
+    return rows
