@@ -257,7 +257,8 @@ def _model(raw: Any, i: int, base: Path | None, load: bool) -> dict[str, Any]:
     if kind == "file":
         path = raw.get("path")
         if not isinstance(path, str) or not path.strip():
-            raise _fail(f"{where}.path", f"{_show(path)}: a file model needs the path of a .py "
+            got = "missing" if path is None else f"{_show(path)} is not a path"
+            raise _fail(f"{where}.path", f"{got}; a file model needs the path of a .py "
                         "file defining init(seed), cost(params, X, Y), gradients(params, X, Y)")
         model["path"] = Path(path).as_posix()
         if load:
