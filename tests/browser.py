@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["CHROMIUM", "FLAGS", "PageReport", "browser_problem", "open_page"]
 
@@ -37,6 +39,7 @@ class PageReport:
     screenshot: Path | None = None
     title: str = ""
     body_text: str = ""
+    probe: Any = None
 
     def foreign_requests(self) -> list[str]:
         """Requests other than the page itself and inline ``data:`` URIs."""
@@ -55,9 +58,13 @@ def browser_problem() -> str | None:
     return None
 
 
-def open_page(html: Path, screenshot: Path, width: int = 1400, timeout_ms: int = 30000
-              ) -> PageReport:
-    """Load ``html`` from a file:// URL, wait for it to settle, and record everything."""
+def open_page(html: Path, screenshot: Path, width: int = 1400, timeout_ms: int = 30000,
+              probe: Callable[[Any], Any] | None = None) -> PageReport:
+    """Load ``html`` from a file:// URL, wait for it to settle, and record everything.
+
+    ``probe(page)``, if given, runs after loading (to click, evaluate, ...); its return value
+    is kept in ``PageReport.probe``.
+    """
     from playwright.sync_api import sync_playwright
 
     url = Path(html).resolve().as_uri()
@@ -90,6 +97,8 @@ def open_page(html: Path, screenshot: Path, width: int = 1400, timeout_ms: int =
                 rep.broken_images = [src for src, ok in images if not ok]
                 rep.title = page.title()
                 rep.body_text = page.inner_text("body")
+                if probe is not None:
+                    rep.probe = probe(page)
                 page.screenshot(path=str(screenshot), full_page=True)
                 rep.screenshot = Path(screenshot)
             finally:

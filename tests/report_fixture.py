@@ -35,7 +35,7 @@ from gradlab.report.data import (
 )
 from gradlab.spec import ModelSpec, build_problem, truth_of
 
-__all__ = ["ModelEntry", "Grid", "make_tables", "write_model_file", "TINY"]
+__all__ = ["ModelEntry", "Grid", "make_tables", "write_model_file", "TINY", "file_models"]
 
 CELLS_COLUMNS = [
     "model", "model_kind", "dtype", "variant", "seed", "method", "eps", "eps_used", "block",
@@ -74,24 +74,41 @@ TINY = (
     ModelEntry("mlp-tiny", "mlp", "mlp", dims=(3, 4, 1), examples=4),
 )
 
-FAILING_MODEL = '''\
+MODEL_FILE = '''\
 import numpy as np
 
 def init(seed):
-    return {"W": np.ones((2, 2))}, np.ones(2), None
+    return {"W": np.full((2, 2), 0.5)}, np.ones(2), None
 
 def cost(params, X, Y):
-    raise ValueError(MESSAGE)
+    if BEHAVIOUR == "raise":
+        raise ValueError(MESSAGE)
+    if BEHAVIOUR == "nan":
+        return float("nan")
+    return float(np.sum(params["W"] ** 2))
 
 def gradients(params, X, Y):
-    return {"dW": np.ones((2, 2))}
+    return {"dW": 2 * params["W"]}
 '''
 
 
-def write_model_file(path: Path, message: str = "the cost exploded") -> Path:
-    """A bring-your-own model file whose cost raises ``ValueError(message)``."""
-    path.write_text(f"MESSAGE = {message!r}\n" + FAILING_MODEL, encoding="utf-8")
+def write_model_file(path: Path, behaviour: str = "raise", message: str = "the cost exploded"
+                     ) -> Path:
+    """A bring-your-own model file whose cost raises ``ValueError(message)`` (``raise``),
+    returns NaN (``nan``) or works (``ok``)."""
+    path.write_text(f"BEHAVIOUR = {behaviour!r}\nMESSAGE = {message!r}\n" + MODEL_FILE,
+                    encoding="utf-8")
     return path
+
+
+def file_models(folder: Path, message: str = "the cost exploded",
+                failing_label: str = "broken_model") -> list[ModelEntry]:
+    """Two bring-your-own models: one whose cost raises (failed cells), one that gives NaN
+    (inconclusive cells)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    bad = write_model_file(folder / "broken_model.py", "raise", message)
+    nan = write_model_file(folder / "nan_model.py", "nan")
+    return [ModelEntry(failing_label, "file", str(bad)), ModelEntry("nan_model", "file", str(nan))]
 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -124,7 +141,7 @@ def _cell_rows(entry: ModelEntry, dtype: str, variant: str, seed: int, method: s
         reason = " ".join(str(exc).split()) or type(exc).__name__
         rows = [{**base, "eps_used": math.nan, "block": b, "block_size": sizes.get(b, 0),
                  "difference": math.nan, "threshold": math.nan, "block_verdict": "failed",
-                 "diagnosis": "", "flagged": False, "in_truth": False, "truth_change": 0.0,
+                 "diagnosis": reason, "flagged": False, "in_truth": False, "truth_change": 0.0,
                  "cell_verdict": "failed", "cell_difference": math.nan, "expected": "ok",
                  "status": "failed", "error": reason} for b in (names or [""])]
         return rows, time.perf_counter() - started
@@ -176,9 +193,13 @@ def make_tables(out_dir: Path, grid: Grid | None = None) -> Path:
     _atomic_parquet(tim, out_dir / "timing.parquet")
     n_cells = len(timing)
     failed = int(cells.groupby(CELL_KEYS)["status"].first().eq("failed").sum())
-    config = {"models": [e.label for e in grid.models], "variants": list(grid.variants),
-              "seeds": list(grid.seeds), "methods": list(grid.methods),
-              "epsilons": list(grid.epsilons), "dtypes": list(grid.dtypes)}
+    config = {"models": [{"name": e.label, "kind": e.kind, "dims": list(e.dims),
+                          "examples": e.examples, "lambda": 0.0, "keep_prob": 1.0,
+                          "path": e.model if e.kind == "file" else None}
+                         for e in grid.models],
+              "variants": list(grid.variants), "seeds": list(grid.seeds),
+              "methods": list(grid.methods), "epsilons": list(grid.epsilons),
+              "dtypes": list(grid.dtypes), "verdict": {"threshold": None}}
     run = {
         "config_digest": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
         "versions": {"gradlab": __version__, "python": platform.python_version(),
@@ -186,6 +207,7 @@ def make_tables(out_dir: Path, grid: Grid | None = None) -> Path:
                      "snakemake": "not used (test fixture)"},
         "cells": {"planned": n_cells, "computed": n_cells, "reused": 0, "failed": failed},
         "wall_seconds": round(time.perf_counter() - started, 3),
+        "config": config,
         **grid.extra_run,
     }
     (out_dir / "run.json").write_text(json.dumps(run, indent=2), encoding="utf-8")
@@ -194,7 +216,6 @@ def make_tables(out_dir: Path, grid: Grid | None = None) -> Path:
 
 if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "report-fixture")
-    bad = write_model_file(target.parent / "broken_model.py") if False else None
     t0 = time.perf_counter()
-    make_tables(target)
+    make_tables(target, Grid([*TINY, *file_models(target.parent / "models")]))
     print(f"wrote {target} in {time.perf_counter() - t0:.1f} s")

@@ -87,32 +87,78 @@ def _img(fig: F.Figure) -> dict[str, Any]:
             "alt": fig.alt, "width": fig.width, "height": fig.height, "name": fig.name}
 
 
+def _config_models(run: dict | None) -> dict[str, dict[str, Any]]:
+    """Model entries of the sweep's normalised config (``run.json``'s ``config.models``)."""
+    cfg = (run or {}).get("config")
+    models = cfg.get("models") if isinstance(cfg, dict) else None
+    if not isinstance(models, list):
+        return {}
+    return {str(m.get("name")): m for m in models if isinstance(m, dict)}
+
+
+def _spec(kind: str, entry: dict[str, Any] | None, variant: str, seed: int, dtype: str
+          ) -> ModelSpec | None:
+    entry = entry or {}
+    extra: dict[str, Any] = {"lambd": float(entry.get("lambda") or 0.0),
+                             "keep_prob": float(entry.get("keep_prob") or 1.0)}
+    if kind == "mlp":
+        if not entry.get("dims"):
+            return None
+        extra.update(dims=tuple(int(x) for x in entry["dims"]),
+                     examples=int(entry.get("examples") or 3))
+    elif kind != "seed-net":
+        return None
+    return ModelSpec(kind, variant=variant, seed=seed, dtype=dtype, **extra)
+
+
+def _pick_case(t: Tables) -> tuple[str, str, str, str, int, ModelSpec] | None:
+    """The sweep's cell to show element by element: seed-bugs on a seed-net model if there,
+    else the first flagged network cell whose model the config describes."""
+    cells, entries = t.cells, _config_models(t.run)
+    if cells is None or "model_kind" not in cells.columns or "flagged" not in cells.columns:
+        return None
+    done = cells[(_status(cells) != "failed") & cells["model_kind"].isin(["seed-net", "mlp"])
+                 & cells["flagged"].astype(bool)]
+    if done.empty:
+        return None
+    rank = (done["model_kind"] != "seed-net").astype(int) * 2 + (done["variant"] != "seed-bugs")
+    for _, row in done.assign(_r=rank).sort_values(["_r", "model", "dtype", "variant", "seed"],
+                                                   kind="stable").iterrows():
+        model, dtype, variant = str(row["model"]), str(row["dtype"]), str(row["variant"])
+        spec = _spec(str(row["model_kind"]), entries.get(model), variant, int(row["seed"]),
+                     dtype)
+        if spec is not None:
+            methods = list(cells.loc[cells.model == model, "method"].unique())
+            method = "central" if "central" in methods else sorted(methods)[0]
+            return model, dtype, variant, method, int(row["seed"]), spec
+    return None
+
+
+def _status(df: pd.DataFrame) -> pd.Series:
+    return df["status"] if "status" in df.columns else pd.Series("done", index=df.index)
+
+
 def _chosen_case(t: Tables, best: dict, bottoms: dict) -> dict[str, Any]:
     """Pick and recompute the case whose failing blocks are shown element by element."""
-    cells = t.cells
-    model, dtype, variant, method, seed, in_sweep = "seed-net", "float64", "seed-bugs", \
-        "central", 0, False
-    if cells is not None and "model_kind" in cells.columns:
-        sn = cells[(cells.model_kind == "seed-net") & (cells.get("status", "done") != "failed")]
-        if not sn.empty:
-            pref = sn[sn.variant == "seed-bugs"]
-            if pref.empty:
-                pref = sn[sn["flagged"].astype(bool)] if "flagged" in sn else sn.iloc[0:0]
-            if not pref.empty:
-                row = pref.sort_values(["dtype", "seed"]).iloc[0]
-                model, dtype, variant = str(row["model"]), str(row["dtype"]), str(row["variant"])
-                seed, in_sweep = int(row["seed"]), True
-                methods = list(sn[(sn.model == model)]["method"].unique())
-                method = "central" if "central" in methods else sorted(methods)[0]
+    picked = _pick_case(t)
+    if picked is None:
+        model, dtype, variant, method, seed = "seed-net", "float64", "seed-bugs", "central", 0
+        spec, in_sweep = ModelSpec("seed-net", variant="seed-bugs"), False
+    else:
+        (model, dtype, variant, method, seed, spec), in_sweep = picked, True
     b = best.get((model, dtype, method))
     eps = b["eps"] if b and np.isfinite(b["eps"]) else SEED_EPS
     eps = bottoms.get((model, dtype, method), eps)
+    cfg = (t.run or {}).get("config")
+    verdict = cfg.get("verdict") if isinstance(cfg, dict) else None
+    threshold = verdict.get("threshold") if isinstance(verdict, dict) else None
     case = {"model": model, "dtype": dtype, "variant": variant, "method": method, "seed": seed,
             "eps": eps_label(eps), "in_sweep": in_sweep, "blocks": [], "error": "",
-            "agreement": ""}
+            "agreement": "", "threshold": threshold}
     try:
-        problem = build_problem(ModelSpec("seed-net", variant=variant, seed=seed, dtype=dtype))
-        result = check_problem(problem, method=method, eps=eps, seed=seed)
+        problem = build_problem(spec)
+        result = check_problem(problem, method=method, eps=eps, seed=seed,
+                               threshold=float(threshold) if threshold else None)
     except Exception as exc:  # show the reason instead of the figure
         case["error"] = f"{type(exc).__name__}: {exc}"
         return case
@@ -126,18 +172,19 @@ def _chosen_case(t: Tables, best: dict, bottoms: dict) -> dict[str, Any]:
     case["figure"] = F.element_heatmaps_figure(
         [(blk.name, result.grad[blk.name], result.approx[blk.name]) for blk in failing],
         f"{model}, variant {variant}, {result.method}, eps {eps_label(eps)}, seed {seed}")
-    if in_sweep and cells is not None:
-        sub = cells[(cells.model == model) & (cells.dtype == dtype) & (cells.variant == variant)
-                    & (cells.method == method) & (cells.seed == seed)
-                    & (cells["eps"].map(eps_label) == eps_label(eps))]
+    if in_sweep and t.cells is not None:
+        c = t.cells
+        sub = c[(c.model == model) & (c.dtype == dtype) & (c.variant == variant)
+                & (c.method == method) & (c.seed == seed)
+                & (c["eps"].map(eps_label) == eps_label(eps))]
         table = dict(zip(sub["block"].astype(str), sub["difference"], strict=True))
         mine = {blk.name: blk.difference for blk in result.blocks}
         if table and all(k in table and np.isclose(v, table[k], rtol=1e-6, atol=1e-15)
                          for k, v in mine.items()):
-            case["agreement"] = "matches the sweep's table for this cell block by block"
+            case["agreement"] = "matches the sweep's table for this cell, block by block"
         elif table:
-            case["agreement"] = ("differs from the sweep's table for this cell (the sweep's "
-                                 "seed-net entry may use L2 or dropout settings)")
+            case["agreement"] = ("does not match the sweep's table for this cell exactly (was "
+                                 "the table made by another gradlab version?)")
     return case
 
 
@@ -206,13 +253,15 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
     figs: dict[str, F.Figure] = {"seed-threshold-trap.png": F.trap_figure(seed)}
     matrices = S.verdict_matrices(t, best)
     grids = S.settings_grids(t)
-    figs["verdict-matrix.png"] = F.verdict_matrix_figure([
-        {"title": f"{m['model']} ({m['dtype']})", "rows": [
-            (r["variant"] + (" (false alarms)" if r["kind"] == "alarm" else "")) for r in
-            m["rows"]],
-         "methods": [f"{c['method']} @ {c['eps']}" for c in m["columns"]],
-         "values": [[_pct(c["text"]) for c in r["cells"]] for r in m["rows"]],
-         "alarm": [r["kind"] == "alarm" for r in m["rows"]]} for m in matrices if m["rows"]])
+    if figures_dir is not None:  # shown as an HTML table on the page; PNG for Snakemake only
+        figs["verdict-matrix.png"] = F.verdict_matrix_figure([
+            {"title": f"{m['model']} ({m['dtype']})",
+             "rows": [r["variant"] + (" (false alarms)" if r["kind"] == "alarm" else "")
+                      for r in m["rows"]],
+             "methods": [f"{c['method']} @ {c['eps']}" for c in m["columns"]],
+             "values": [[_pct(c["text"]) for c in r["cells"]] for r in m["rows"]],
+             "alarm": [r["kind"] == "alarm" for r in m["rows"]]}
+            for m in matrices if m["rows"]])
     variants = S.variant_order(cf["variant"].unique()) if cf is not None else []
     if cf is not None:
         best_eps = {k: v["eps"] for k, v in best.items()}
@@ -241,13 +290,13 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
         "tables_dir": str(tables_dir), "notes": t.notes,
         "derived": sorted(t.derived), "run": S.run_summary(t, cf),
         "run_items": flatten_run(t.run) if t.run else [],
-        "failures": S.failures(cf), "glance": S.at_a_glance(best, grids, bottoms),
+        "failures": S.failures(cf), "glance": S.at_a_glance(best, grids, bottoms, cf),
         "seed": seed, "matrices": matrices, "grids": grids,
         "panels": panels, "diagnoses": S.sweep_diagnoses(cells, panels) if cells is not None
         else [], "localisation": S.localisation_rows(t, best), "case": case,
         "table": _full_table(cf, t.detection), "download": download,
         "summary_download": summary_download,
-        "figs": {name: _img(f) for name, f in figs.items()},
+        "figs": {name: _img(f) for name, f in figs.items() if name != "verdict-matrix.png"},
     }
     html = _env().get_template("report.html").render(**context)
     _atomic_write(out_html, html.encode("utf-8"))

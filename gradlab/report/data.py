@@ -52,11 +52,19 @@ class Tables:
     derived: set[str] = field(default_factory=set)
 
 
-def eps_label(eps: float) -> str:
-    """``1e-07`` for a step, ``auto`` for NaN (the sweep's ``eps_label``)."""
-    if eps is None or (isinstance(eps, float) and math.isnan(eps)):
+def eps_label(eps: float | str | None) -> str:
+    """The sweep's ``eps_label``: the shortest ``%.Ne`` text that reads back as the same float
+    (``1e-07``, ``2.5e-03``); ``auto`` for NaN."""
+    if eps is None or eps == "auto":
         return "auto"
-    return f"{float(eps):.0e}"
+    eps = float(eps)
+    if math.isnan(eps):
+        return "auto"
+    for digits in range(17):
+        text = f"{eps:.{digits}e}"
+        if float(text) == eps:
+            return text
+    return repr(eps)
 
 
 def _read_parquet(path: Path, notes: list[str]) -> pd.DataFrame | None:
@@ -70,11 +78,11 @@ def _read_parquet(path: Path, notes: list[str]) -> pd.DataFrame | None:
         return None
 
 
-def _with_labels(df: pd.DataFrame | None) -> pd.DataFrame | None:
+def _with_labels(df: pd.DataFrame | None, add_label: bool = True) -> pd.DataFrame | None:
     if df is None:
         return None
     df = df.copy()
-    if "eps" in df.columns and "eps_label" not in df.columns:
+    if add_label and "eps" in df.columns and "eps_label" not in df.columns:
         df["eps_label"] = [eps_label(e) for e in df["eps"]]
     for col in ("model", "dtype", "variant", "method", "eps_label"):
         if col in df.columns:
@@ -90,7 +98,8 @@ def load_tables(tables_dir: Path) -> Tables:
         t.notes.append(f"the tables directory {tables_dir} does not exist")
         return t
     for name in TABLE_NAMES:
-        setattr(t, name, _with_labels(_read_parquet(tables_dir / f"{name}.parquet", t.notes)))
+        df = _read_parquet(tables_dir / f"{name}.parquet", t.notes)
+        setattr(t, name, _with_labels(df, add_label=name not in ("cells", "timing")))
     run = tables_dir / "run.json"
     if run.is_file():
         try:
@@ -133,12 +142,6 @@ def cell_frame(cells: pd.DataFrame) -> pd.DataFrame:
                           ("error", ""), ("cell_difference", np.nan), ("eps_used", np.nan)):
         df[name] = _col(df, name, default)
     df["error"] = df["error"].fillna("").astype(str)
-
-    def joined(mask_col: str):
-        def fold(g: pd.DataFrame) -> str:
-            return " ".join(b for b in g.loc[g[mask_col], "block"] if b)
-        return fold
-
     grouped = df.groupby(CELL_KEYS, dropna=False, sort=True)
     out = grouped.agg(
         cell_verdict=("cell_verdict", "first"),
@@ -148,10 +151,11 @@ def cell_frame(cells: pd.DataFrame) -> pd.DataFrame:
         error=("error", "first"),
         eps_used=("eps_used", "first"),
     ).reset_index()
-    flagged = grouped[["block", "_flag"]].apply(joined("_flag")).reset_index(drop=True)
-    truth = grouped[["block", "_truth"]].apply(joined("_truth")).reset_index(drop=True)
-    out["flagged_blocks"] = flagged.to_numpy() if len(out) else []
-    out["truth_blocks"] = truth.to_numpy() if len(out) else []
+    index = pd.MultiIndex.from_frame(out[CELL_KEYS])
+    for mask_col, name in (("_flag", "flagged_blocks"), ("_truth", "truth_blocks")):
+        sub = df[df[mask_col] & (df["block"] != "")]
+        joined = sub.groupby(CELL_KEYS, dropna=False, sort=True)["block"].agg(" ".join)
+        out[name] = joined.reindex(index).fillna("").to_numpy() if len(out) else []
     out["eps_label"] = [eps_label(e) for e in out["eps"]]
     return out
 

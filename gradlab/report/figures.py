@@ -72,7 +72,7 @@ def _style() -> Iterator[None]:
 def render(fig: plt.Figure, name: str, alt: str) -> Figure:
     """Save a matplotlib figure to PNG bytes (no timestamps in the metadata) and close it."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     plt.close(fig)
     data = buf.getvalue()
     width = int.from_bytes(data[16:20], "big")
@@ -83,7 +83,7 @@ def render(fig: plt.Figure, name: str, alt: str) -> Figure:
 def placeholder(name: str, text: str) -> Figure:
     """A small figure that says why there is nothing to plot (keeps figure names stable)."""
     with _style():
-        fig, ax = plt.subplots(figsize=(6, 1.2))
+        fig, ax = plt.subplots(figsize=(6, 1.2), layout="constrained")
         ax.axis("off")
         ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
         return render(fig, name, text)
@@ -109,7 +109,7 @@ def _short(value: float) -> str:
 def trap_figure(section) -> Figure:
     """Difference vs eps for the seed net, correct and buggy, with both thresholds."""
     with _style():
-        fig, ax = plt.subplots(figsize=(8.5, 4.6))
+        fig, ax = plt.subplots(figsize=(8.5, 5.0), layout="constrained")
         eps = np.array(section.trap_eps)
         ax.loglog(eps, section.trap_buggy, "o-", color="#c0392b", lw=1.6,
                   label="seed net with its two bugs")
@@ -128,7 +128,7 @@ def trap_figure(section) -> Figure:
         ax.set_xlabel("step eps (smaller to the right)")
         ax.set_ylabel("relative difference")
         ax.set_title("The threshold trap: round-off grows like 1/eps, a fixed 1e-7 cannot hold")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+        fig.legend(loc="outside lower center", ncol=2, frameon=False)
         return render(fig, "seed-threshold-trap.png",
                       "Relative difference against eps for the seed net, correct and buggy, "
                       "with the seed's fixed 1e-7 threshold and gradlab's noise-floor threshold")
@@ -160,7 +160,8 @@ def eps_curves_figure(cf: pd.DataFrame, cells: pd.DataFrame, best: dict, variant
     colors = _variant_colors(variants)
     with _style():
         fig, axes = plt.subplots(len(combos), len(methods), squeeze=False, sharey=True,
-                                 figsize=(3.3 * len(methods) + 2.6, 3.0 * len(combos) + 0.6))
+                                 layout="constrained",
+                                 figsize=(3.3 * len(methods) + 2.8, 3.0 * len(combos) + 0.6))
         handles = {}
         for r, (model, dtype) in enumerate(combos):
             for c, method in enumerate(methods):
@@ -196,9 +197,8 @@ def eps_curves_figure(cf: pd.DataFrame, cells: pd.DataFrame, best: dict, variant
                     ax.set_ylabel(_clip(f"{model} ({dtype})", 40) + "\nrelative difference")
         handles["bottom of the V (correct code)"] = plt.Line2D(
             [], [], marker="v", ms=9, color="#e67e22", ls="none")
-        fig.legend(handles.values(), [_clip(h, 30) for h in handles], loc="center left",
-                   bbox_to_anchor=(1.0, 0.5), frameon=False)
-        fig.tight_layout()
+        fig.legend(handles.values(), [_clip(h, 40) for h in handles],
+                   loc="outside right center", frameon=False)
         return render(fig, "error-vs-eps.png",
                       "Relative difference against eps, one panel per model and method, one "
                       "line per variant (median over seeds, band = min to max)")
@@ -234,14 +234,17 @@ def block_heatmap_figure(panels: list[dict]) -> Figure:
     if not panels:
         return placeholder("block-heatmap.png", "no per-block data to plot")
     norm = LogNorm(vmin=1e-12, vmax=1.0)
+    ncols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
     with _style():
-        widths = [max(3.0, 0.62 * len(p["blocks"]) + 1.6) for p in panels]
+        width = max(max(3.0, 0.62 * len(p["blocks"]) + 1.6) for p in panels) + 1.4
         height = max(2.6, 0.34 * max(len(p["variants"]) for p in panels) + 1.3)
-        fig, axes = plt.subplots(1, len(panels), squeeze=False, layout="constrained",
-                                 figsize=(sum(widths) + 1.6 * len(panels) + 1.2, height),
-                                 gridspec_kw={"width_ratios": widths})
+        fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
+                                 figsize=(width * ncols + 1.2, height * nrows))
         im = None
-        for ax, p in zip(axes[0], panels, strict=True):
+        for ax in axes.flat[len(panels):]:
+            ax.set_visible(False)
+        for ax, p in zip(axes.flat, panels, strict=False):
             vals = np.clip(np.nan_to_num(p["values"], nan=1e-12, posinf=1.0), 1e-12, 1.0)
             im = ax.imshow(vals, cmap="magma_r", norm=norm, aspect="auto")
             ax.grid(False)
@@ -250,13 +253,13 @@ def block_heatmap_figure(panels: list[dict]) -> Figure:
             ax.set_title(_clip(p["title"], 48), fontsize=9.5)
             for (i, j), v in np.ndenumerate(p["values"]):
                 dark = np.isfinite(v) and v > 1e-4
-                ax.text(j, i, _short(v), ha="center", va="center", fontsize=7,
+                ax.text(j, i, _short(v), ha="center", va="center", fontsize=7.5,
                         color="white" if dark else "#333",
                         fontweight="bold" if p["flagged"][i, j] else "normal")
                 if p["truth"][i, j]:
                     ax.add_patch(Rectangle((j - 0.46, i - 0.44), 0.92, 0.88, fill=False,
                                            ec="#00b4d8", lw=2.4))
-        cb = fig.colorbar(im, ax=axes[0].tolist(), shrink=0.9, aspect=25)
+        cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.9, aspect=30)
         cb.set_label("relative difference (median over seeds)")
         return render(fig, "block-heatmap.png",
                       "Heatmap of the relative difference per variant and parameter block; "
@@ -317,7 +320,7 @@ def verdict_matrix_figure(panels: list[dict]) -> Figure:
     if not panels:
         return placeholder("verdict-matrix.png", "no detection table")
     with _style():
-        fig, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(
+        fig, axes = plt.subplots(1, len(panels), squeeze=False, layout="constrained", figsize=(
             4.2 * len(panels) + 1.5, 0.36 * max(len(p["rows"]) for p in panels) + 1.6))
         for ax, p in zip(axes[0], panels, strict=True):
             vals = np.array(p["values"], float)
@@ -332,7 +335,6 @@ def verdict_matrix_figure(panels: list[dict]) -> Figure:
             for (i, j), v in np.ndenumerate(vals):
                 ax.text(j, i, "n/a" if not np.isfinite(v) else f"{v:.0%}", ha="center",
                         va="center", fontsize=8)
-        fig.tight_layout()
         return render(fig, "verdict-matrix.png",
                       "Detection rate per variant and method at each method's best eps; the "
                       "first row is the false-alarm rate on correct code")

@@ -267,21 +267,48 @@ def _num(label: str) -> float:
         return math.inf
 
 
-def at_a_glance(best: dict, grids: list[dict], bottoms: dict) -> list[dict[str, Any]]:
-    """Per (model, dtype): each method's best eps with its rates, a trust word, the V bottom."""
+TRUST_CLASS = {"trust": "ok", "no false alarm": "ok", "weak": "warn", "inconclusive": "warn",
+               "do not trust": "bad", "failed": "bad"}
+
+
+def _trust(dr: Any, fa: Any, n_done: int, n_inconclusive: int) -> str:
+    if n_done == 0:
+        return "failed"
+    if pd.notna(fa) and fa > 0:
+        return "do not trust"
+    if n_inconclusive:
+        return "inconclusive"
+    if dr is None or pd.isna(dr):
+        return "no false alarm"
+    return "trust" if dr >= 0.9 else "weak"
+
+
+def at_a_glance(best: dict, grids: list[dict], bottoms: dict, cf: pd.DataFrame | None
+                ) -> list[dict[str, Any]]:
+    """Per (model, dtype): each method's best eps with its rates, a trust word, the V bottom.
+
+    Trust words: ``trust`` (no false alarm, detection >= 90%), ``weak`` (no false alarm, lower
+    detection), ``no false alarm`` (a model with no bug variant), ``do not trust`` (false
+    alarms), ``inconclusive`` (NaN or inf cells), ``failed`` (no cell finished).
+    """
     out = []
     for (model, dtype) in sorted({(k[0], k[1]) for k in best}):
         items = []
         for (m_, d_, method), b in sorted(best.items(), key=lambda kv: method_sort_key(kv[0][2])):
             if (m_, d_) != (model, dtype):
                 continue
-            dr, fa = b["detection_rate"], b["false_alarm_rate"]
-            fa0 = 0.0 if fa is None or pd.isna(fa) else float(fa)
-            dr0 = 0.0 if dr is None or pd.isna(dr) else float(dr)
-            trust = "do not trust" if fa0 > 0 else ("trust" if dr0 >= 0.9 else "weak")
+            n_done = n_inc = 1
+            if cf is not None:
+                c = cf[(cf.model == model) & (cf.dtype == dtype) & (cf.method == method)
+                       & (cf.eps_label == b["label"])]
+                n_done = int((c.status != "failed").sum())
+                n_inc = int(((c.status != "failed") & (c.cell_verdict == "inconclusive")).sum())
+            trust = _trust(b["detection_rate"], b["false_alarm_rate"], n_done, n_inc)
             bottom = bottoms.get((model, dtype, method))
-            items.append({"method": method, "eps": b["label"], "det": fmt_rate(dr),
-                          "fa": fmt_rate(fa), "trust": trust,
+            items.append({"method": method, "eps": b["label"] if n_done else "n/a",
+                          "det": fmt_rate(b["detection_rate"]),
+                          "fa": fmt_rate(b["false_alarm_rate"]) if n_done else "n/a",
+                          "trust": trust, "trust_class": TRUST_CLASS[trust],
                           "bottom": eps_label(bottom) if bottom is not None else "n/a"})
         alarms = 0
         for g in grids:
@@ -327,6 +354,8 @@ def block_panels(cells: pd.DataFrame, best: dict, bottoms: dict, block_key
                 else np.nan
             truth[i, j] = bool(g["in_truth"].any()) if "in_truth" in g else False
             flagged[i, j] = bool(g["flagged"].mean() >= 0.5) if "flagged" in g else False
+        if not np.isfinite(vals).any() or (len(variants) < 2 and not flagged.any()):
+            continue  # nothing to compare: a model that only failed, or one correct variant
         panels.append({"title": f"{model} ({dtype}), {method}, eps {label}", "model": model,
                        "where": where,
                        "dtype": dtype, "method": method, "eps_label": label,
@@ -371,7 +400,7 @@ def localisation_rows(t: Tables, best: dict) -> list[dict[str, Any]]:
             kv[0][0], kv[0][1], method_sort_key(kv[0][2]))):
         s = loc[(loc.model == model) & (loc.dtype == dtype) & (loc.method == method)
                 & (loc.eps_label == b["label"])]
-        if s.empty:
+        if s.empty or not (s["precision"].notna().any() or s["recall"].notna().any()):
             continue
         rows.append({"model": model, "dtype": dtype, "method": method, "eps": b["label"],
                      "precision": fmt_rate(s["precision"].mean()),

@@ -9,6 +9,7 @@ network's difference at eps = 1e-7 is about 1.19e-7, and it grows like 1/eps as 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -61,12 +62,17 @@ def _verdict(diff: float, threshold: float) -> str:
     return "bug" if diff > threshold else "ok"
 
 
+@lru_cache(maxsize=1)
 def seed_section() -> SeedSection:
-    """Recompute the seed's numbers and the difference-vs-eps curve (about 0.5 s)."""
-    one_d = check_problem(build_problem(ModelSpec("linear1d")), method="central", eps=SEED_EPS)
+    """Recompute the seed's numbers and the difference-vs-eps curve (about 1 s; cached per
+    process, since it depends on gradlab's code only)."""
+    one_d = check_problem(build_problem(ModelSpec("linear1d")), method="central", eps=SEED_EPS,
+                          engine="loop")
     buggy_problem = build_problem(ModelSpec("seed-net", variant="seed-bugs"))
-    buggy = check_problem(buggy_problem, method="central", eps=SEED_EPS)
-    fixed = check_problem(build_problem(ModelSpec("seed-net")), method="central", eps=SEED_EPS)
+    buggy = check_problem(buggy_problem, method="central", eps=SEED_EPS,
+                          engine="loop")
+    fixed = check_problem(build_problem(ModelSpec("seed-net")), method="central", eps=SEED_EPS,
+                          engine="loop")
     rows = []
     for case, res, expected in (
         ("1-D: J = theta * x (x = 2, theta = 4)", one_d, "ok"),
@@ -85,8 +91,8 @@ def seed_section() -> SeedSection:
     section = SeedSection(rows=rows, buggy=buggy, truth=truth_of(buggy_problem))
     correct_problem = build_problem(ModelSpec("seed-net"))
     for eps in TRAP_EPS:
-        good = check_problem(correct_problem, method="central", eps=eps)
-        bad = check_problem(buggy_problem, method="central", eps=eps)
+        good = check_problem(correct_problem, method="central", eps=eps, engine="loop")
+        bad = check_problem(buggy_problem, method="central", eps=eps, engine="loop")
         section.trap_eps.append(eps)
         section.trap_correct.append(good.difference)
         section.trap_buggy.append(bad.difference)
