@@ -107,15 +107,19 @@ def _recheck(method, eps, costs, theta, idx, j0, grad, approx, bound, cost_noise
     k = np.floor(np.log(np.maximum(room * TOLERANCES["persist"], 1.0)) / np.log(rho))
     k = np.clip(k, 0, TOLERANCES["max_shrink"]).astype(int)
     confirm_step = np.where(k > 0, eps / rho ** k.astype(float), eps * rho)
-    out = {"confirm": np.empty(idx.size), "bound_confirm": np.empty(idx.size)}
-    for h in np.unique(confirm_step):
-        sel = np.flatnonzero(confirm_step == h)
-        table = costs(theta, np.array(_stencil(method, h)), idx[sel])
-        est = _combine(method, h, list(table), j0)
-        out["confirm"][sel] = est
-        out["bound_confirm"][sel] = noise_bound(
-            est, grad[sel], theta[idx[sel]], h, cost_noise, method.roundoff, u
-        )
+    # a second, larger re-check step: a bug's discrepancy is the same at both
+    second_step = np.where(k > 1, confirm_step * rho, np.nan)
+    out = {key: np.full(idx.size, np.nan) for key in ("confirm", "bound_confirm", "second")}
+    for key, steps in (("confirm", confirm_step), ("second", second_step)):
+        for h in np.unique(steps[np.isfinite(steps)]):
+            sel = np.flatnonzero(steps == h)
+            table = costs(theta, np.array(_stencil(method, h)), idx[sel])
+            est = _combine(method, h, list(table), j0)
+            out[key][sel] = est
+            if key == "confirm":
+                out["bound_confirm"][sel] = noise_bound(
+                    est, grad[sel], theta[idx[sel]], h, cost_noise, method.roundoff, u
+                )
     if not method.is_complex:
         lo = eps / rho
         steps = [eps, -eps, lo, -lo]
@@ -208,7 +212,7 @@ def check_problem(
     if not np.isfinite(j0):
         return _nonfinite_result(problem, layout, grads, meth, j0, notes, started, engine_name)
     h = choose_step(meth, counter, theta, j0, seed) if chosen else float(eps)
-    cost_noise = noise_level(flat_cost, theta, j0, seed)
+    cost_noise = noise_level(flat_cost, theta, j0, seed, step=h)
     table = counter(theta, np.array(_stencil(meth, h)), np.arange(theta.size))
     approx = _combine(meth, h, list(table), j0)
 

@@ -101,7 +101,11 @@ def classify(
     g, d0 = grad[idx], err[idx]
     d1 = g - recheck["confirm"]
     confirmed = np.abs(d1) > t["safety"] * recheck["bound_confirm"]
-    persistent = confirmed & (np.abs(d1 - d0) <= t["persist"] * np.abs(d0))
+    # compare with the next larger step: the second re-check step, or eps itself
+    d2 = np.where(np.isfinite(recheck["second"]), g - recheck["second"], d0)
+    persistent = confirmed & (np.abs(d1 - d2) <= t["persist"] * np.abs(d1)) & (
+        np.abs(d1 - d0) <= t["persist"] * np.abs(d0)
+    )
     is_kink = np.zeros(idx.size, bool)
     if "fwd" in recheck:
         near = np.minimum(np.abs(g - recheck["fwd"]), np.abs(g - recheck["bwd"]))
