@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..finite_diff import loop_costs, perturbed_dtype
+from .blas import single_thread
 
 __all__ = ["generic_evaluator", "BatchEvaluator", "ParallelLoop"]
 
@@ -64,7 +65,8 @@ class BatchEvaluator:
 
 def _work_chunk(cols: np.ndarray) -> np.ndarray:
     f, theta, steps = _WORK["f"], _WORK["theta"], _WORK["steps"]
-    return loop_costs(f, theta, steps, cols)
+    with single_thread():  # one BLAS thread per worker process: no oversubscription
+        return loop_costs(f, theta, steps, cols)
 
 
 class ParallelLoop:

@@ -43,6 +43,7 @@ import numpy as np
 
 from ..finite_diff import loop_costs, machine_eps, perturbed_dtype
 from ..params import Layout
+from .blas import single_thread
 from .series import KMAX, derivatives, dsoftplus, order_thresholds, saturation_band
 
 __all__ = ["FastMLP"]
@@ -81,6 +82,8 @@ class _Layer:
     r_coarse_min: np.ndarray | None = None  # (n_out,): min_e of a lower bound of R
     r_exact: np.ndarray | None = None  # (n_out, m): exact kink radius, rows filled lazily
     r_done: np.ndarray | None = None  # (n_out,) bool
+    tau: np.ndarray | None = None  # (n_out, n_in + 1): largest kink-free step, NaN = not yet
+    inv_a: np.ndarray | None = None  # 1 / |a_aug|
     moments: list[np.ndarray] = field(default_factory=list)  # dense M_1, M_2, ... (unscaled)
 
 
@@ -147,9 +150,11 @@ class _Base:
         u = machine_eps(theta.dtype)
         self.tol = max(u * abs(self.j0) / 32, 1e-300)
         self.dstar = order_thresholds(self.tol)
+        self.dstar_rel = order_thresholds(u / 64, relative=True)  # complex steps
         self.band = saturation_band(str(perturbed_dtype(theta.dtype, False)))
         self.z_hi, self.z_lo = float(self.zL.max()), float(self.zL.min())
         self._derivs: list[np.ndarray] = []
+        self._zmask: dict[int, np.ndarray] = {}
 
     # -- the loss at the base output -----------------------------------------------------
     def derivs(self, upto: int) -> list[np.ndarray]:
@@ -207,8 +212,20 @@ class _Base:
             lay.r_coarse_min = r.min(axis=1)
         return lay.r_coarse_min
 
+    def zmask(self, k: int) -> np.ndarray:
+        """``|Z_k|``, with ``inf`` where the dropout mask removes the unit (no kink there)."""
+        if k not in self._zmask:
+            self._zmask[k] = np.where(self.S[k] != 0, np.abs(self.Z[k]), np.inf)
+        return self._zmask[k]
+
     def exact_radius(self, lyr: int, rows: np.ndarray) -> np.ndarray:
-        """The exact kink radius R_l (n_out, m): rows ``rows`` are guaranteed filled."""
+        """The exact kink radius R_l (n_out, m): rows ``rows`` are guaranteed filled.
+
+        ``R[i, e] = min(|Z_l[i, e]|, min_{k > l, u} |Z_k[u, e]| / |T_k[u, i, e]|)`` with
+        ``T_k[:, i, e] = dZ_k[:, e] / dZ_l[i, e]`` along the linear path: a change of
+        ``Z_l[i, e]`` smaller than ``R[i, e]`` flips no ReLU above. NaN ratios (0/0: a unit
+        the change does not reach) are ignored by ``fmin``.
+        """
         lay = self.layers[lyr]
         L = len(self.layers) - 1
         if lay.r_exact is None:
@@ -217,25 +234,50 @@ class _Base:
         todo = np.unique(rows[~lay.r_done[rows]])
         if todo.size == 0:
             return lay.r_exact
-        radius = np.where(self.S[lyr][todo] != 0, np.abs(self.Z[lyr][todo]), np.inf)
+        radius = self.zmask(lyr)[todo].copy()
         if lyr <= L - 2:
             widest = max(self.W[k].shape[0] for k in range(lyr + 1, L))
             width = max(1, _CHUNK // max(1, widest * self.m))
-            for start in range(0, todo.size, width):
-                rr = todo[start:start + width]
-                # T[u, r, e] = dZ_{k}[u, e] / dZ_l[r, e] along the linear path
-                t = self.W[lyr + 1][:, rr][:, :, None] * self.DS[lyr][rr][None, :, :]
-                part = radius[start:start + width]
-                for k in range(lyr + 1, L):
-                    zk = np.abs(self.Z[k])[:, None, :]
-                    ratio = np.where((self.S[k] != 0)[:, None, :], _ratio(zk, np.abs(t)), np.inf)
-                    part = np.minimum(part, ratio.min(axis=0))
-                    if k < L - 1:
-                        t = np.tensordot(self.W[k + 1], self.DS[k][:, None, :] * t, axes=1)
-                radius[start:start + width] = part
-        lay.r_exact[todo] = radius
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                inv_w = 1 / np.abs(self.W[lyr + 1])
+                inv_ds = 1 / self.DS[lyr]
+                z_next = self.zmask(lyr + 1)[:, None, :]
+                for start in range(0, todo.size, width):
+                    sl = slice(start, start + width)
+                    rr = todo[sl]
+                    q = np.fmin.reduce(z_next * inv_w[:, rr][:, :, None], axis=0)
+                    part = np.fmin(radius[sl], q * inv_ds[rr])
+                    if lyr + 2 <= L - 1:
+                        t = self.W[lyr + 1][:, rr][:, :, None] * self.DS[lyr][rr][None, :, :]
+                        for k in range(lyr + 2, L):
+                            t = np.tensordot(self.W[k], self.DS[k - 1][:, None, :] * t, axes=1)
+                            ratio = self.zmask(k)[:, None, :] / np.abs(t)
+                            part = np.fmin(part, np.fmin.reduce(ratio, axis=0))
+                    radius[sl] = part
+        lay.r_exact[todo] = np.nan_to_num(radius, nan=np.inf)
         lay.r_done[todo] = True
         return lay.r_exact
+
+    def kink_step(self, lyr: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """``tau[i, j] = min_e R[i, e] / |A_aug[j, e]|`` (cached per coordinate)."""
+        lay = self.layers[lyr]
+        if lay.tau is None:
+            lay.tau = np.full((lay.n_out, lay.n_in + 1), np.nan)
+            with np.errstate(divide="ignore"):
+                lay.inv_a = 1 / np.abs(lay.a_aug)
+        flat = i * (lay.n_in + 1) + j
+        tau = lay.tau.reshape(-1)
+        todo = np.unique(flat[np.isnan(tau[flat])])
+        if todo.size:
+            ti, tj = np.divmod(todo, lay.n_in + 1)
+            r = self.exact_radius(lyr, ti)
+            width = max(1, _CHUNK // max(1, self.m))
+            with np.errstate(invalid="ignore"):
+                for start in range(0, todo.size, width):
+                    sl = slice(start, start + width)
+                    t = np.fmin.reduce(r[ti[sl]] * lay.inv_a[tj[sl]], axis=1)
+                    tau[todo[sl]] = np.nan_to_num(t, nan=np.inf)
+        return tau[flat]
 
     # -- Taylor moments --------------------------------------------------------------------
     def dense_moments(self, lyr: int, upto: int) -> list[np.ndarray]:
@@ -314,9 +356,11 @@ class FastMLP:
         Returns:
             Array of shape (len(steps), len(indices)): float64, or complex128 for complex steps.
         """
-        theta = np.asarray(theta)
-        steps = np.asarray(steps).reshape(-1)
-        indices = np.asarray(indices, dtype=np.intp).reshape(-1)
+        with single_thread():
+            return self._costs(np.asarray(theta), np.asarray(steps).reshape(-1),
+                               np.asarray(indices, dtype=np.intp).reshape(-1))
+
+    def _costs(self, theta: np.ndarray, steps: np.ndarray, indices: np.ndarray) -> np.ndarray:
         is_c = np.iscomplexobj(steps)
         if theta.dtype.kind != "f" or (is_c and np.any(steps.real != 0)) or theta.ndim != 1:
             return self._loop(theta, steps, indices)
@@ -367,7 +411,8 @@ class FastMLP:
         bad = np.zeros(n, bool)
         mag = np.abs(delta)
         dm = mag * lay.g_max[i] * lay.a_max[j]
-        order = np.searchsorted(base.dstar, dm, side="left") + 1  # terms needed
+        dstar = base.dstar_rel if is_c else base.dstar
+        order = np.searchsorted(dstar, dm, side="left") + 1  # terms needed
         lo_band, hi_band = base.band
         near_edge = (base.z_hi + dm >= hi_band) | (base.z_lo - dm <= lo_band)
         taylor = (order <= KMAX) & ~near_edge
@@ -429,6 +474,11 @@ class FastMLP:
         lay = base.layers[lyr]
         rmin = base.coarse_radius(lyr)
         cand = np.flatnonzero((mag * lay.a_max[j] * _SAFE >= rmin[i]) & (mag > 0) & ~bad)
+        if cand.size == 0:
+            return
+        # per-coordinate radius tau = min_e R[i, e] / |A[j, e]|: a step below it crosses no kink
+        tau = base.kink_step(lyr, i[cand], j[cand])
+        cand = cand[mag[cand] * _SAFE >= tau]
         if cand.size == 0:
             return
         r = base.exact_radius(lyr, i[cand])

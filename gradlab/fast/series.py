@@ -57,20 +57,29 @@ def tail_bound(order: int, d: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def order_thresholds(tol: float) -> np.ndarray:
+def order_thresholds(tol: float, relative: bool = False) -> np.ndarray:
     """``dstar[K-1]``: a step size ``|d|`` up to which K terms leave a remainder <= ``tol``.
 
     Increasing in K; a coordinate whose largest per-example change of z_L is ``dm`` needs the
     first K with ``dstar[K-1] >= dm``. Capped at 1 (the series is used only for ``|d| <= 1``).
+    With ``relative``, the remainder must be below ``tol * d`` instead (the complex step, whose
+    imaginary part is itself of the size of the step).
     """
     out = np.zeros(KMAX)
     for order in range(1, KMAX + 1):
         c = coef_bound(order)
+        power = order - 1 if relative else order
+        if power == 0:
+            continue  # K = 1 drops the first order: never good enough relative to d
+
+        def tail(d, order=order):
+            return tail_bound(order, d) / (d if relative else 1.0)
+
         d = 0.0
-        for _ in range(60):  # d = (tol (1 - RATIO d) / C_K)^(1/K) is a contraction
-            d = min(1.0, (tol * (1 - RATIO * d) / c) ** (1 / order))
+        for _ in range(60):  # d = (tol (1 - RATIO d) / C_K)^(1/power) is a contraction
+            d = min(1.0, (tol * (1 - RATIO * d) / c) ** (1 / power))
         d *= 1 - 1e-6
-        while d > 0 and tail_bound(order, d) > tol:
+        while d > 0 and tail(d) > tol:
             d *= 0.99
         out[order - 1] = d
     return np.maximum.accumulate(out)
