@@ -68,6 +68,8 @@ def test_sections_and_seed_numbers(report):
     buggy = re.search(r"0\.28509315\d+", text.split("0.2850931566540251", 1)[1]).group(0)
     assert np.isclose(float(buggy), 0.2850931567761623, rtol=1e-8)
     assert "db1 is 4x too large" in text and "dW2 is 2x too large" in text
+    # the element-by-element case is recomputed and agrees with the table it came from
+    assert "matches the sweep&#39;s table for this cell, block by block" in text
     # failures are shown with their reason, inconclusive cells too
     assert "cell(s) failed" in text and "the cost exploded" in text
     assert "nan_model" in text and "inconclusive" in text

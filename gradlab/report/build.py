@@ -41,7 +41,8 @@ __all__ = ["build_report", "FIGURE_NAMES", "TABLE_ROW_LIMIT"]
 
 FIGURE_NAMES = ("seed-threshold-trap.png", "verdict-matrix.png", "error-vs-eps.png",
                 "block-heatmap.png", "element-heatmaps.png")
-TABLE_ROW_LIMIT = 2000
+TABLE_ROW_LIMIT = 2000  # cells shown one per row up to this many
+SUMMARY_ROW_LIMIT = 4000  # else rows over seeds, up to this many
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -212,10 +213,11 @@ def _full_table(cf: pd.DataFrame | None, det: pd.DataFrame | None) -> dict[str, 
     rows = [{"model": r.model, "dtype": r.dtype, "variant": r.variant, "method": r.method,
              "eps": r.eps_label, "eps_v": _v(r.eps), "seeds": r.seeds, "bug": r.bug,
              "failed": r.failed, "expected": r.expected, "difference": r.median}
-            for r in summary.itertuples(index=False)][:TABLE_ROW_LIMIT]
+            for r in summary.itertuples(index=False)][:SUMMARY_ROW_LIMIT]
     note = (f"{len(cf)} cells are too many for one page: one row per model x dtype x variant x "
             f"method x eps ({len(summary)} rows"
-            + (f", first {TABLE_ROW_LIMIT} shown" if len(summary) > TABLE_ROW_LIMIT else "")
+            + (f", first {SUMMARY_ROW_LIMIT} shown" if len(summary) > SUMMARY_ROW_LIMIT
+               else "")
             + "); every cell and block is in the download")
     return {"mode": "summary", "rows": rows, "note": note}
 
@@ -251,8 +253,9 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
     bottoms = S.v_bottoms(cf)
     seed = seed_section()
     figs: dict[str, F.Figure] = {"seed-threshold-trap.png": F.trap_figure(seed)}
-    matrices = S.verdict_matrices(t, best)
-    grids = S.settings_grids(t)
+    counts = S.status_counts(cf)
+    matrices = S.verdict_matrices(t, best, counts)
+    grids = S.settings_grids(t, counts)
     if figures_dir is not None:  # shown as an HTML table on the page; PNG for Snakemake only
         figs["verdict-matrix.png"] = F.verdict_matrix_figure([
             {"title": f"{m['model']} ({m['dtype']})",

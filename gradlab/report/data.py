@@ -245,6 +245,9 @@ def flatten_run(run: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             out.extend(flatten_run(value, name + "."))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, v in enumerate(value):
+                out.extend(flatten_run(v, f"{name}[{i}]."))
         elif isinstance(value, list):
             out.append((name, ", ".join(str(v) for v in value)))
         else:

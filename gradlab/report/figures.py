@@ -253,7 +253,8 @@ def block_heatmap_figure(panels: list[dict]) -> Figure:
             ax.set_title(_clip(p["title"], 48), fontsize=9.5)
             for (i, j), v in np.ndenumerate(p["values"]):
                 dark = np.isfinite(v) and v > 1e-4
-                ax.text(j, i, _short(v), ha="center", va="center", fontsize=7.5,
+                mark = p.get("marks")[i, j] if p.get("marks") is not None else ""
+                ax.text(j, i, mark or _short(v), ha="center", va="center", fontsize=7.5,
                         color="white" if dark else "#333",
                         fontweight="bold" if p["flagged"][i, j] else "normal")
                 if p["truth"][i, j]:

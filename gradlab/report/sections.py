@@ -20,7 +20,7 @@ from .data import Tables, eps_label, method_sort_key, pick
 __all__ = [
     "fmt_sci", "fmt_rate", "rate_color", "variant_order", "best_eps_map", "run_summary",
     "failures", "verdict_matrices", "settings_grids", "at_a_glance", "block_panels",
-    "sweep_diagnoses", "localisation_rows", "v_bottoms", "method_sort_key",
+    "sweep_diagnoses", "localisation_rows", "v_bottoms", "method_sort_key", "status_counts",
 ]
 
 _RDYLGN = colormaps["RdYlGn"]
@@ -52,7 +52,8 @@ def rate_color(good: float | None) -> str:
     """Background for a cell whose goodness is in [0, 1] (green good, red bad), pale."""
     if good is None or not np.isfinite(good):
         return "#eeeeee"
-    r, g, b, _ = _RDYLGN(0.1 + 0.8 * float(np.clip(good, 0, 1)))
+    # cubed, so that 90% and 100% look different: a checker that misses one bug in ten is weak
+    r, g, b, _ = _RDYLGN(0.08 + 0.84 * float(np.clip(good, 0, 1)) ** 3)
     mix = 0.45
     return "#{:02x}{:02x}{:02x}".format(*(int(255 * (c * (1 - mix) + mix)) for c in (r, g, b)))
 
@@ -184,8 +185,33 @@ def _expected_bug(det: pd.DataFrame) -> pd.Series:
     return det["detection_rate"].notna()
 
 
-def verdict_matrices(t: Tables, best: dict) -> list[dict[str, Any]]:
+def status_counts(cf: pd.DataFrame | None) -> dict[tuple, tuple[int, int, int]]:
+    """(model, dtype, variant, method, eps_label) -> (cells, failed, inconclusive)."""
+    if cf is None or cf.empty:
+        return {}
+    g = cf.assign(_f=cf.status == "failed",
+                  _i=(cf.status != "failed") & (cf.cell_verdict == "inconclusive"))
+    agg = g.groupby(["model", "dtype", "variant", "method", "eps_label"], sort=False).agg(
+        n=("_f", "size"), f=("_f", "sum"), i=("_i", "sum"))
+    return {k: (int(r.n), int(r.f), int(r.i)) for k, r in zip(agg.index, agg.itertuples(),
+                                                                strict=True)}
+
+
+def _problem_cell(n: int, failed: int, inconclusive: int) -> dict[str, Any] | None:
+    """A matrix cell for a setting with no usable verdict (all failed or all inconclusive)."""
+    if n and failed == n:
+        return {"text": "failed", "sub": f"{failed}/{n}", "color": "#f3c1bd",
+                "failed": failed}
+    if n and inconclusive == n - failed:
+        return {"text": "NaN/inf", "sub": f"{inconclusive}/{n}",
+                "color": "#fde7a6", "failed": failed}
+    return None
+
+
+def verdict_matrices(t: Tables, best: dict, counts: dict | None = None
+                     ) -> list[dict[str, Any]]:
     """Section 3: per (model, dtype), rows of variants x methods at each method's best eps."""
+    counts = counts or {}
     det = t.detection
     if det is None or det.empty:
         return []
@@ -213,14 +239,22 @@ def verdict_matrices(t: Tables, best: dict) -> list[dict[str, Any]]:
                         continue
                     rec = r.iloc[0]
                     is_bug = bool(_expected_bug(r).iloc[0])
+                    n, nf, ni = counts.get((model, dtype, v, m, str(rec["eps_label"])),
+                                           (0, 0, 0))
+                    bad = _problem_cell(n, nf, ni)
+                    if bad is not None:
+                        cells.append(bad)
+                        continue
                     rate = rec["detection_rate"] if is_bug else rec["false_alarm_rate"]
                     good = rate if is_bug else (1 - rate if pd.notna(rate) else None)
                     n = int(rec.get("n_seeds", 0) or 0)
                     failed = int(rec.get("failed", 0) or 0)
-                    sub = f"{round(rate * (n - failed))}/{n - failed} seeds" \
+                    sub = f"{round(rate * (n - failed))}/{n - failed}" \
                         if pd.notna(rate) and n else ""
                     if failed:
                         sub += f", {failed} failed"
+                    if ni:
+                        sub += f", {ni} NaN/inf"
                     cells.append({"text": fmt_rate(rate), "sub": sub, "color": rate_color(good),
                                   "failed": failed})
                 if is_bug is None or is_bug != wanted_bug:
@@ -231,8 +265,9 @@ def verdict_matrices(t: Tables, best: dict) -> list[dict[str, Any]]:
     return out
 
 
-def settings_grids(t: Tables) -> list[dict[str, Any]]:
+def settings_grids(t: Tables, counts: dict | None = None) -> list[dict[str, Any]]:
     """Method x eps: mean detection rate and false-alarm rate (which settings to trust)."""
+    counts = counts or {}
     det = t.detection
     if det is None or det.empty:
         return []
@@ -248,12 +283,22 @@ def settings_grids(t: Tables) -> list[dict[str, Any]]:
                 if e.empty:
                     cells.append(None)
                     continue
+                tot = [counts.get((model, dtype, v, m, lab), (0, 0, 0)) for v in e["variant"]]
+                n, nf, ni = (sum(x[k] for x in tot) for k in range(3))
+                bad = _problem_cell(n, nf, ni)
+                if bad is not None:
+                    cells.append({"det": bad["text"], "fa": bad["sub"], "color": bad["color"],
+                                  "alarm": False})
+                    continue
                 bug = _expected_bug(e)
                 dr = e.loc[bug, "detection_rate"].mean() if bug.any() else math.nan
                 fa = e.loc[~bug, "false_alarm_rate"].mean() if (~bug).any() else math.nan
-                score = (0 if np.isnan(dr) else dr) - (0 if np.isnan(fa) else 3 * fa)
-                cells.append({"det": fmt_rate(dr), "fa": fmt_rate(fa),
-                              "color": rate_color(max(score, 0.0)),
+                if np.isnan(dr):
+                    good = None if np.isnan(fa) else 1 - fa
+                else:
+                    good = max(dr - (0 if np.isnan(fa) else 3 * fa), 0.0)
+                cells.append({"det": fmt_rate(dr), "fa": "FA " + fmt_rate(fa),
+                              "color": rate_color(good),
                               "alarm": bool(pd.notna(fa) and fa > 0)})
             rows.append({"method": m, "cells": cells})
         out.append({"model": model, "dtype": dtype, "labels": labels, "rows": rows})
@@ -348,19 +393,24 @@ def block_panels(cells: pd.DataFrame, best: dict, bottoms: dict, block_key
         vals = np.full((len(variants), len(blocks)), np.nan)
         truth = np.zeros_like(vals, bool)
         flagged = np.zeros_like(vals, bool)
+        marks = np.full(vals.shape, "", dtype=object)
         for (v, blk), g in d.groupby(["variant", "block"]):
             i, j = variants.index(v), blocks.index(str(blk))
             vals[i, j] = float(np.nanmedian(g["difference"])) if g["difference"].notna().any() \
                 else np.nan
             truth[i, j] = bool(g["in_truth"].any()) if "in_truth" in g else False
             flagged[i, j] = bool(g["flagged"].mean() >= 0.5) if "flagged" in g else False
+            if "block_verdict" in g:
+                top = Counter(g["block_verdict"].astype(str)).most_common(1)[0][0]
+                marks[i, j] = {"shape-mismatch": "shape", "kink": "kink",
+                               "non-finite": "NaN"}.get(top, "")
         if not np.isfinite(vals).any() or (len(variants) < 2 and not flagged.any()):
             continue  # nothing to compare: a model that only failed, or one correct variant
         panels.append({"title": f"{model} ({dtype}), {method}, eps {label}", "model": model,
                        "where": where,
                        "dtype": dtype, "method": method, "eps_label": label,
                        "variants": variants, "blocks": blocks, "values": vals,
-                       "truth": truth, "flagged": flagged})
+                       "truth": truth, "flagged": flagged, "marks": marks})
     return panels
 
 
