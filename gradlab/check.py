@@ -66,6 +66,11 @@ def _evaluator(problem: Problem, layout: Layout, engine: str):
 
     if engine == "auto" and problem.fast is not None:
         return flat_cost, problem.fast.costs, getattr(problem.fast, "name", "fast")
+    if engine == "auto":  # bring-your-own: its cost_batch, else the loop on all cores if it pays
+        from .fast import generic_evaluator
+
+        other = generic_evaluator(problem, layout, flat_cost)
+        return flat_cost, other.costs, other.name
 
     def loop(theta, steps, indices):
         return loop_costs(flat_cost, theta, steps, indices)

@@ -272,7 +272,7 @@ class _Base:
             ti, tj = np.divmod(todo, lay.n_in + 1)
             r = self.exact_radius(lyr, ti)
             width = max(1, _CHUNK // max(1, self.m))
-            with np.errstate(invalid="ignore"):
+            with np.errstate(invalid="ignore", over="ignore"):
                 for start in range(0, todo.size, width):
                     sl = slice(start, start + width)
                     t = np.fmin.reduce(r[ti[sl]] * lay.inv_a[tj[sl]], axis=1)
