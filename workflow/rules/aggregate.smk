@@ -12,7 +12,7 @@ rule aggregate:
     params:
         config=AGGREGATE_PARAMS,
         code=CORE_HASH,
-        tables=TABLES,
+        tables=lambda wildcards, output: os.path.dirname(output.cells),
         state=STATE,
     shell:
         "gradlab sweep-aggregate --config-json {params.config:q} --out-dir {params.tables:q}"

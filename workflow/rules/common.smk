@@ -1,5 +1,7 @@
 """Shared values: the group grid, the params every rule sees, the source hashes."""
 
+import os
+
 from gradlab.config import digest, dumps, source_hash
 from gradlab.sweep import GROUP_PATTERN, check_params, group_keys, group_path
 

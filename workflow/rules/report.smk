@@ -21,7 +21,7 @@ rule report:
         "results/benchmarks/report.tsv"
     params:
         title=CFG["report"]["title"],
-        tables=TABLES,
+        tables=lambda wildcards, input: os.path.dirname(input.cells),
         code=REPORT_HASH,
     shell:
         "gradlab report --tables {params.tables:q} --out {output.html:q}"
