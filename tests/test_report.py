@@ -121,6 +121,18 @@ def test_table_is_sortable_and_complete(report, tables):
     assert 'class="sortable data"' in text
 
 
+def test_large_sweeps_get_a_summary_table(tables, monkeypatch):
+    import gradlab.report.build as build
+    from gradlab.report.data import cell_frame
+
+    cf = cell_frame(pd.read_parquet(tables / "cells.parquet"))
+    monkeypatch.setattr(build, "TABLE_ROW_LIMIT", 10)
+    table = build._full_table(cf, None)
+    assert table["mode"] == "summary" and "too many for one page" in table["note"]
+    assert sum(r["seeds"] for r in table["rows"]) == len(cf)  # every cell is counted once
+    assert {r["flag"] for r in table["rows"] if r["model"] == "broken_model"} == {"failed"}
+
+
 def test_missing_tables_are_tolerated(tables, tmp_path):
     only_cells = tmp_path / "only-cells"
     only_cells.mkdir()
@@ -200,6 +212,21 @@ def test_injection_is_escaped(injected):
 
 
 # ----------------------------------------------------------------------------- browser
+def test_missing_browser_fails_in_ci(monkeypatch):
+    import browser
+
+    monkeypatch.setattr(browser, "CHROMIUM", "/nonexistent/chromium")
+    problem = browser.browser_problem()
+    assert problem and "Chromium not found at /nonexistent/chromium" in problem
+    monkeypatch.setitem(globals(), "browser_problem", browser.browser_problem)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="must run in CI: Chromium not found"):
+        _require_browser()
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception):
+        _require_browser()
+
+
 def _sort_probe(page):
     head = page.locator("#cells thead th", has_text="difference")
     head.click()

@@ -204,16 +204,24 @@ def _full_table(cf: pd.DataFrame | None, det: pd.DataFrame | None) -> dict[str, 
                  "truth": r.truth_blocks, "status": r.status, "error": r.error}
                 for r in cf.itertuples(index=False)]
         return {"mode": "cells", "rows": rows, "note": f"all {len(cf)} cells, one row each"}
-    g = cf.groupby(["model", "dtype", "variant", "method", "eps_label"], sort=True)
+    g = cf.groupby(["model", "dtype", "variant", "method", "eps_label"], sort=False)
     summary = g.agg(eps=("eps", "first"), seeds=("seed", "nunique"),
                     bug=("cell_verdict", lambda s: int((s == "bug").sum())),
+                    inconclusive=("cell_verdict", lambda s: int((s == "inconclusive").sum())),
                     failed=("status", lambda s: int((s == "failed").sum())),
                     expected=("expected", "first"),
                     median=("cell_difference", "median")).reset_index()
-    rows = [{"model": r.model, "dtype": r.dtype, "variant": r.variant, "method": r.method,
-             "eps": r.eps_label, "eps_v": _v(r.eps), "seeds": r.seeds, "bug": r.bug,
-             "failed": r.failed, "expected": r.expected, "difference": r.median}
-            for r in summary.itertuples(index=False)][:SUMMARY_ROW_LIMIT]
+    rows = []
+    for r in summary.itertuples(index=False):
+        done = r.seeds - r.failed
+        flag = "failed" if r.failed else ("wrong" if (r.expected == "bug" and r.bug < done)
+                                          or (r.expected != "bug" and r.bug) else "")
+        rows.append({"model": r.model, "dtype": r.dtype, "variant": r.variant,
+                     "method": r.method, "eps": r.eps_label, "eps_v": _v(r.eps),
+                     "seeds": r.seeds, "bug": r.bug, "failed": r.failed,
+                     "inconclusive": r.inconclusive, "expected": r.expected,
+                     "difference": r.median, "flag": flag})
+    rows = rows[:SUMMARY_ROW_LIMIT]
     note = (f"{len(cf)} cells are too many for one page: one row per model x dtype x variant x "
             f"method x eps ({len(summary)} rows"
             + (f", first {SUMMARY_ROW_LIMIT} shown" if len(summary) > SUMMARY_ROW_LIMIT
