@@ -268,7 +268,7 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
         figs["verdict-matrix.png"] = F.verdict_matrix_figure([
             {"title": f"{m['model']} ({m['dtype']})",
              "rows": [r["variant"] + (" (false alarms)" if r["kind"] == "alarm" else "")
-                      for r in m["rows"]],
+                      for r in m["rows"]],  # the same variant can be both on two models
              "methods": [f"{c['method']} @ {c['eps']}" for c in m["columns"]],
              "values": [[_pct(c["text"]) for c in r["cells"]] for r in m["rows"]],
              "alarm": [r["kind"] == "alarm" for r in m["rows"]]}

@@ -313,29 +313,53 @@ def element_heatmaps_figure(blocks: list[tuple[str, np.ndarray, np.ndarray]], ti
 
 
 def verdict_matrix_figure(panels: list[dict]) -> Figure:
-    """Detection rate per variant x method (and false alarms on correct) as an image.
+    """One heatmap: variants (rows) x model and method (columns) at each method's best eps.
 
-    Each panel: ``title``, ``rows`` (labels), ``methods``, ``values`` (2-D, NaN = none),
-    ``alarm`` (boolean per row: the row is a false-alarm rate, lower is better).
+    Each panel (one model): ``title``, ``rows`` (variant names), ``methods`` (column labels),
+    ``values`` (2-D rates, NaN = none) and ``alarm`` (per row: the rate is a false-alarm rate,
+    lower is better). Colour: green good, red bad, either way round.
     """
     if not panels:
         return placeholder("verdict-matrix.png", "no detection table")
+    variants: list[str] = []
+    for p in panels:
+        variants += [r for r in p["rows"] if r not in variants]
+    cols = [(k, j) for k, p in enumerate(panels) for j in range(len(p["methods"]))]
+    good = np.full((len(variants), len(cols)), np.nan)
+    vals = np.full_like(good, np.nan)
+    alarm = np.zeros_like(good, bool)
+    for c, (k, j) in enumerate(cols):
+        p = panels[k]
+        for i, row in enumerate(p["rows"]):
+            v = float(p["values"][i][j])
+            r = variants.index(row)
+            vals[r, c], alarm[r, c] = v, bool(p["alarm"][i])
+            good[r, c] = 1 - v if p["alarm"][i] else v
     with _style():
-        fig, axes = plt.subplots(1, len(panels), squeeze=False, layout="constrained", figsize=(
-            4.2 * len(panels) + 1.5, 0.36 * max(len(p["rows"]) for p in panels) + 1.6))
-        for ax, p in zip(axes[0], panels, strict=True):
-            vals = np.array(p["values"], float)
-            good = np.where(np.array(p["alarm"])[:, None], 1 - vals, vals)
-            ax.imshow(np.nan_to_num(good, nan=0.5), cmap="RdYlGn", vmin=0, vmax=1,
-                      aspect="auto")
-            ax.grid(False)
-            ax.set_xticks(range(len(p["methods"])), [_clip(m, 30) for m in p["methods"]],
-                          rotation=20, ha="right")
-            ax.set_yticks(range(len(p["rows"])), [_clip(r, 30) for r in p["rows"]])
-            ax.set_title(_clip(p["title"], 48), fontsize=9.5)
-            for (i, j), v in np.ndenumerate(vals):
-                ax.text(j, i, "n/a" if not np.isfinite(v) else f"{v:.0%}", ha="center",
-                        va="center", fontsize=8)
+        fig, ax = plt.subplots(figsize=(0.62 * len(cols) + 2.8, 0.3 * len(variants) + 2.2),
+                               layout="constrained")
+        shown = np.where(np.isnan(good), np.nan, 0.08 + 0.84 * np.clip(good, 0, 1) ** 3)
+        ax.imshow(np.ma.masked_invalid(shown), cmap="RdYlGn", vmin=0, vmax=1, aspect="auto",
+                  alpha=0.75)
+        ax.set_facecolor("#eeeeee")
+        ax.grid(False)
+        ax.set_yticks(range(len(variants)), [_clip(v, 30) for v in variants])
+        ax.set_xticks(range(len(cols)), [_clip(panels[k]["methods"][j], 22) for k, j in cols],
+                      rotation=60, ha="right", fontsize=8)
+        for (i, j), v in np.ndenumerate(vals):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.0%}", ha="center", va="center", fontsize=7,
+                        color="#7a0000" if alarm[i, j] and v > 0 else "black")
+        start = 0
+        for p in panels:
+            n = len(p["methods"])
+            if start:
+                ax.axvline(start - 0.5, color="black", lw=1.5)
+            ax.text(start + (n - 1) / 2, -0.8, _clip(p["title"], 4 * n + 6), ha="center",
+                    va="bottom", fontsize=8.5, fontweight="bold")
+            start += n
+        ax.set_title("Detection rate (false-alarm rate in the rows marked so), each method "
+                     "at its best eps", pad=22)
         return render(fig, "verdict-matrix.png",
-                      "Detection rate per variant and method at each method's best eps; the "
-                      "first row is the false-alarm rate on correct code")
+                      "Detection rate per variant, model and method at each method's best eps; "
+                      "rows for code without a bug show the false-alarm rate")
