@@ -64,7 +64,7 @@ class Grid:
                                "l2-missing")
     seeds: Sequence[int] = (0, 1)
     methods: Sequence[str] = ("forward", "central", "complex-step")
-    epsilons: Sequence[float] = (1e-1, 1e-3, 1e-5, 1e-7, 1e-9, 1e-11)
+    epsilons: Sequence[float] = (1e-1, 1e-3, 1e-5, 1e-7, 1e-9, 1e-11)  # NaN = auto
     dtypes: Sequence[str] = ("float64",)
     extra_run: dict = field(default_factory=dict)
 
@@ -136,7 +136,8 @@ def _cell_rows(entry: ModelEntry, dtype: str, variant: str, seed: int, method: s
         names = list(problem.params)
         sizes = {k: int(np.asarray(v).size) for k, v in problem.params.items()}
         truth = truth_of(problem)
-        result = check_problem(problem, method=method, eps=eps, seed=seed)
+        result = check_problem(problem, method=method, eps="auto" if math.isnan(eps) else eps,
+                               seed=seed)
     except Exception as exc:  # a failed cell: recorded with its reason, never lost
         reason = " ".join(str(exc).split()) or type(exc).__name__
         rows = [{**base, "eps_used": math.nan, "block": b, "block_size": sizes.get(b, 0),

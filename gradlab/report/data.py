@@ -205,11 +205,10 @@ def derive_best_eps(detection: pd.DataFrame) -> pd.DataFrame:
     for key, g in detection.groupby(["model", "dtype", "method"], sort=True):
         best = None
         for eps, e in g.groupby("eps", dropna=False, sort=False):
-            det = float(e["detection_rate"].mean()) if e["detection_rate"].notna().any() else 0.0
-            fa = float(e["false_alarm_rate"].mean()) if e["false_alarm_rate"].notna().any() \
-                else 0.0
+            det = float(e["detection_rate"].mean())  # NaN when no variant has a bug
+            fa = float(e["false_alarm_rate"].mean())
             size = -1.0 if pd.isna(eps) else float(eps)
-            score = (round(det - fa, 12), size)
+            score = (round(np.nan_to_num(det) - np.nan_to_num(fa), 12), size)
             if best is None or score > best[0]:
                 best = (score, eps, det, fa)
         _, eps, det, fa = best
