@@ -1,0 +1,136 @@
+"""Benchmark the sweep: the default workflow from a cold start, then a rerun with nothing to do.
+
+    python benchmarks/bench_sweep.py [--cores 2] [--configfile my.yaml] [--keep] [--json]
+
+Copies the Snakefile, workflow/, config/, profiles/ and examples/ into a temporary directory
+(no .snakemake/, no results/: a cold start), runs ``snakemake --cores N`` there, and reports
+
+- the wall time of the cold run and of the no-op rerun, and the number of jobs;
+- the sum of the per-cell check seconds (``timing.parquet``) against the core-seconds the run
+  had (wall x cores): the rest is the share spent outside the gradient checks (Snakemake's
+  start and scheduling, one Python + numpy start per job, building problems, aggregation,
+  the report);
+- the per-rule totals from the jobs' ``benchmark:`` files.
+
+It runs a snapshot of this checkout's gradlab package (first on PYTHONPATH), so edits made to
+the checkout while it runs change neither the numbers nor the no-op rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COPIED = ("Snakefile", "workflow", "config", "profiles", "examples")
+
+
+def _copy(dest: Path) -> dict[str, str]:
+    """Copy the workflow and a snapshot of gradlab; return the environment to run it in."""
+    for name in COPIED:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    shutil.copytree(ROOT / "gradlab", dest / "_pkg" / "gradlab",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return dict(os.environ, PYTHONPATH=str(dest / "_pkg"))
+
+
+def _snakemake(wf: Path, cores: int, extra: list[str], env: dict[str, str]
+               ) -> tuple[float, str]:
+    started = time.perf_counter()
+    out = subprocess.run(["snakemake", "--cores", str(cores), *extra], cwd=wf,
+                         capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    if out.returncode != 0:
+        sys.exit(f"snakemake failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    return wall, out.stdout + out.stderr
+
+
+def _benchmarks(wf: Path) -> dict[str, dict[str, float]]:
+    totals: dict[str, dict[str, float]] = {}
+    for tsv in sorted((wf / "results" / "benchmarks").rglob("*.tsv")):
+        rule = tsv.relative_to(wf / "results" / "benchmarks").parts[0].removesuffix(".tsv")
+        with tsv.open() as fh:
+            row = next(csv.DictReader(fh, delimiter="\t"))
+        t = totals.setdefault(rule, {"jobs": 0, "wall_s": 0.0, "cpu_s": 0.0})
+        t["jobs"] += 1
+        t["wall_s"] += float(row["s"])
+        t["cpu_s"] += float(row["cpu_time"]) if row.get("cpu_time") not in (None, "", "NA") \
+            else 0.0
+    return totals
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--configfile", default=None, help="run this config instead")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+
+    import pandas as pd
+
+    wf = Path(tempfile.mkdtemp(prefix="gradlab-bench-"))
+    try:
+        env = _copy(wf)
+        extra = []
+        if args.configfile:
+            shutil.copy2(args.configfile, wf / "bench-config.yaml")
+            extra = ["--configfile", "bench-config.yaml"]
+        cold, _ = _snakemake(wf, args.cores, extra, env)
+        noop, log2 = _snakemake(wf, args.cores, extra, env)
+        if "Nothing to be done" not in log2:
+            print("warning: the rerun was not a no-op", file=sys.stderr)
+        timing = pd.read_parquet(wf / "results" / "tables" / "timing.parquet")
+        run = json.loads((wf / "results" / "tables" / "run.json").read_text())
+        rules = _benchmarks(wf)
+        checks = float(timing["seconds"].sum())
+        budget = cold * args.cores
+        result = {
+            "cores": args.cores,
+            "cold_wall_s": round(cold, 2),
+            "noop_rerun_wall_s": round(noop, 2),
+            "jobs": sum(r["jobs"] for r in rules.values()),
+            "cells": int(len(timing)),
+            "check_seconds": round(checks, 2),
+            "core_seconds": round(budget, 2),
+            "outside_checks_share": round(1 - checks / budget, 3),
+            "per_cell_ms": round(1000 * checks / max(len(timing), 1), 2),
+            "rules": {k: {m: round(v, 2) for m, v in r.items()} for k, r in rules.items()},
+            "failed_cells": run["cells"]["failed"],
+        }
+    finally:
+        if args.keep:
+            print(f"kept {wf}", file=sys.stderr)
+        else:
+            shutil.rmtree(wf, ignore_errors=True)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"default sweep, {result['cores']} cores: {result['cells']} cells in "
+          f"{result['jobs']} jobs")
+    print(f"  cold run          {result['cold_wall_s']:8.2f} s wall")
+    print(f"  no-op rerun       {result['noop_rerun_wall_s']:8.2f} s wall")
+    print(f"  gradient checks   {result['check_seconds']:8.2f} s summed over cells "
+          f"({result['per_cell_ms']} ms per cell)")
+    print(f"  outside checks    {100 * result['outside_checks_share']:7.1f} % of "
+          f"{result['core_seconds']:.1f} core-seconds (wall x cores)")
+    for rule, r in result["rules"].items():
+        print(f"  rule {rule:<13}{r['jobs']:5d} jobs {r['wall_s']:9.2f} s wall "
+              f"{r['cpu_s']:9.2f} s cpu")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
