@@ -240,6 +240,15 @@ def _frame(columns: Mapping[str, list], types: Mapping[str, str]):
     return df
 
 
+def _merge(groups: Mapping[str, Any], order: list[str], part: str, types: Mapping[str, str]
+           ) -> dict[str, list]:
+    merged: dict[str, list] = {c: [] for c in types}
+    for key in order:
+        for col in types:
+            merged[col].extend(groups[key][part][col])
+    return merged
+
+
 def _sorted(df, keys: list[str]):
     return df.sort_values(keys, kind="mergesort", na_position="last").reset_index(drop=True)
 
@@ -249,7 +258,8 @@ def summarise(cells) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
-    cells = cells.assign(eps_label=[eps_label(e) for e in cells["eps"]])
+    labels = {e: eps_label(e) for e in cells["eps"].unique()}
+    cells = cells.assign(eps_label=[labels[e] if e == e else "auto" for e in cells["eps"]])
     keys = ["model", "dtype", "variant", "method", "eps_label"]
     per_cell = cells.drop_duplicates(CELL_KEYS)
     done = per_cell["status"] == "done"
@@ -327,8 +337,6 @@ def aggregate(files: Iterable[str | Path], cfg: Mapping[str, Any], out_dir: str 
     Raises:
         GradlabError: a group file is missing, unreadable or not part of the config's grid.
     """
-    import pandas as pd
-
     from .config import digest, source_hash
 
     finished = time.time()
@@ -346,12 +354,10 @@ def aggregate(files: Iterable[str | Path], cfg: Mapping[str, Any], out_dir: str 
     if missing:
         raise GradlabError(f"{len(missing)} group file(s) missing, first: {missing[0]}")
     order = sorted(groups)
-    cells = pd.concat([_frame(groups[k]["cells"], CELL_COLUMNS) for k in order],
-                      ignore_index=True)
-    timing = pd.concat([_frame(groups[k]["timing"], TIMING_COLUMNS) for k in order],
-                       ignore_index=True)
-    cells = _sorted(cells, [*CELL_KEYS, "block"])
-    timing = _sorted(timing, CELL_KEYS)
+    cells = _sorted(_frame(_merge(groups, order, "cells", CELL_COLUMNS), CELL_COLUMNS),
+                    [*CELL_KEYS, "block"])
+    timing = _sorted(_frame(_merge(groups, order, "timing", TIMING_COLUMNS), TIMING_COLUMNS),
+                     CELL_KEYS)
     out = Path(out_dir)
     tables = {"cells": cells, "timing": timing, **summarise(cells)}
     for name, df in tables.items():
