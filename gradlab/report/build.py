@@ -276,7 +276,7 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
     variants = S.variant_order(cf["variant"].unique()) if cf is not None else []
     if cf is not None:
         best_eps = {k: v["eps"] for k, v in best.items()}
-        figs["error-vs-eps.png"] = F.eps_curves_figure(cf, cells, best_eps, variants)
+        figs["error-vs-eps.png"] = F.eps_curves_figure(cf, cells, best_eps, bottoms, variants)
         panels = S.block_panels(cells, best, bottoms, F.block_sort_key)
     else:
         figs["error-vs-eps.png"] = F.placeholder("error-vs-eps.png", "no cells table")

@@ -13,6 +13,7 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ class Tables:
     derived: set[str] = field(default_factory=set)
 
 
+@lru_cache(maxsize=4096)
 def eps_label(eps: float | str | None) -> str:
     """The sweep's ``eps_label``: the shortest ``%.Ne`` text that reads back as the same float
     (``1e-07``, ``2.5e-03``); ``auto`` for NaN."""
@@ -160,43 +162,34 @@ def cell_frame(cells: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _rate(values: pd.Series) -> float:
-    return float(values.mean()) if len(values) else float("nan")
-
-
 def derive_detection(cells: pd.DataFrame) -> pd.DataFrame:
     """Detection and false-alarm rates per model x dtype x variant x method x eps."""
     cf = cell_frame(cells)
-    rows = []
-    for key, g in cf.groupby(SUMMARY_KEYS, dropna=False, sort=True):
-        done = g[g["status"] != "failed"]
-        hit = done["cell_verdict"] == "bug"
-        rows.append({
-            **dict(zip(SUMMARY_KEYS, key, strict=True)),
-            "eps_label": eps_label(key[4]),
-            "n_seeds": int(g["seed"].nunique()),
-            "detection_rate": _rate(hit[done["expected"] == "bug"]),
-            "false_alarm_rate": _rate(hit[done["expected"] != "bug"]),
-            "failed": int((g["status"] == "failed").sum()),
-        })
-    return pd.DataFrame(rows)
+    done = cf["status"] != "failed"
+    hit = (cf["cell_verdict"] == "bug").astype(float)
+    frame = cf.assign(
+        det=hit.where(done & (cf["expected"] == "bug")),
+        fa=hit.where(done & (cf["expected"] != "bug")),
+        failed=(~done).astype("int64"),
+    )
+    out = frame.groupby(SUMMARY_KEYS, dropna=False, sort=True).agg(
+        n_seeds=("seed", "nunique"), detection_rate=("det", "mean"),
+        false_alarm_rate=("fa", "mean"), failed=("failed", "sum")).reset_index()
+    out.insert(5, "eps_label", [eps_label(e) for e in out["eps"]])
+    return out
 
 
 def derive_localisation(cells: pd.DataFrame) -> pd.DataFrame:
     """Block precision and recall (flagged vs in_truth, pooled over seeds)."""
-    rows = []
     df = cells[_col(cells, "status", "done") != "failed"]
-    for key, g in df.groupby(SUMMARY_KEYS, dropna=False, sort=True):
-        f = g["flagged"].fillna(False).astype(bool)
-        t = g["in_truth"].fillna(False).astype(bool)
-        tp, fp, fn = int((f & t).sum()), int((f & ~t).sum()), int((~f & t).sum())
-        rows.append({
-            **dict(zip(SUMMARY_KEYS, key, strict=True)),
-            "eps_label": eps_label(key[4]),
-            "precision": tp / (tp + fp) if tp + fp else float("nan"),
-            "recall": tp / (tp + fn) if tp + fn else float("nan"),
-        })
-    return pd.DataFrame(rows)
+    f = df["flagged"].fillna(False).astype(bool)
+    t = df["in_truth"].fillna(False).astype(bool)
+    g = df.assign(tp=f & t, fl=f, tr=t).groupby(SUMMARY_KEYS, dropna=False, sort=True).agg(
+        tp=("tp", "sum"), fl=("fl", "sum"), tr=("tr", "sum")).reset_index()
+    g["precision"] = (g["tp"] / g["fl"].where(g["fl"] > 0)).astype(float)
+    g["recall"] = (g["tp"] / g["tr"].where(g["tr"] > 0)).astype(float)
+    g.insert(5, "eps_label", [eps_label(e) for e in g["eps"]])
+    return g[[*SUMMARY_KEYS, "eps_label", "precision", "recall"]]
 
 
 def derive_best_eps(detection: pd.DataFrame) -> pd.DataFrame:

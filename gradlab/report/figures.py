@@ -146,11 +146,12 @@ def _variant_colors(variants: Sequence[str]) -> dict[str, object]:
     return colors
 
 
-def eps_curves_figure(cf: pd.DataFrame, cells: pd.DataFrame, best: dict, variants: list[str],
-                      max_rows: int = 6) -> Figure:
+def eps_curves_figure(cf: pd.DataFrame, cells: pd.DataFrame, best: dict, bottoms: dict,
+                      variants: list[str], max_rows: int = 6) -> Figure:
     """Cell difference vs eps, per (model, dtype) row and method column, one line per variant.
 
-    ``cf`` is the per-cell frame; ``best`` maps (model, dtype, method) to the best eps.
+    ``cf`` is the per-cell frame, ``cells`` the block table (for the thresholds); ``best`` and
+    ``bottoms`` map (model, dtype, method) to the best eps and to the bottom of the V.
     """
     data = cf[(cf["status"] != "failed") & cf["eps"].notna() & np.isfinite(cf["cell_difference"])]
     if data.empty:
@@ -158,6 +159,10 @@ def eps_curves_figure(cf: pd.DataFrame, cells: pd.DataFrame, best: dict, variant
     combos = _combos(data)[:max_rows]
     methods = sorted(data["method"].unique(), key=method_sort_key)
     colors = _variant_colors(variants)
+    stats = data.groupby(["model", "dtype", "method", "variant", "eps"])["cell_difference"] \
+        .agg(["median", "min", "max"]).clip(lower=1e-17)
+    curves = {k: g.droplevel([0, 1, 2, 3]) for k, g in stats.groupby(level=[0, 1, 2, 3])}
+    thresholds = _thresholds(cells)
     with _style():
         fig, axes = plt.subplots(len(combos), len(methods), squeeze=False, sharey=True,
                                  layout="constrained",
@@ -166,22 +171,25 @@ def eps_curves_figure(cf: pd.DataFrame, cells: pd.DataFrame, best: dict, variant
         for r, (model, dtype) in enumerate(combos):
             for c, method in enumerate(methods):
                 ax = axes[r][c]
-                sub = data[(data.model == model) & (data.dtype == dtype) & (data.method == method)]
-                for variant in [v for v in variants if v in set(sub.variant)]:
-                    g = sub[sub.variant == variant].groupby("eps")["cell_difference"]
-                    stats = g.agg(["median", "min", "max"]).sort_index()
-                    y = stats.clip(lower=1e-17)
+                for variant in variants:
+                    y = curves.get((model, dtype, method, variant))
+                    if y is None:
+                        continue
                     lw, z = (2.4, 5) if variant == "correct" else (1.1, 3)
-                    (line,) = ax.plot(stats.index, y["median"], "-", marker=".", lw=lw,
+                    (line,) = ax.plot(y.index, y["median"], "-", marker=".", lw=lw,
                                       color=colors[variant], zorder=z)
-                    ax.fill_between(stats.index, y["min"], y["max"], color=colors[variant],
-                                    alpha=0.15, lw=0, zorder=z - 1)
+                    if (y["max"] > y["min"]).any():
+                        ax.fill_between(y.index, y["min"], y["max"], color=colors[variant],
+                                        alpha=0.15, lw=0, zorder=z - 1)
                     handles.setdefault(variant, line)
-                    if variant == "correct" and len(stats) >= 3:
-                        k = stats["median"].to_numpy().argmin()
-                        ax.plot(stats.index[k], y["median"].iloc[k], marker="v", ms=11,
+                    bottom = bottoms.get((model, dtype, method))
+                    if variant == "correct" and bottom in y.index and len(y) >= 3:
+                        ax.plot(bottom, y.loc[bottom, "median"], marker="v", ms=11,
                                 color="#e67e22", zorder=7, ls="none")
-                _threshold_line(ax, cells, model, dtype, method, handles)
+                thr = thresholds.get((model, dtype, method))
+                if thr is not None:
+                    handles.setdefault("noise-floor threshold (median block)", ax.plot(
+                        thr.index, thr.to_numpy(), "--", color="#27ae60", lw=1.8, zorder=6)[0])
                 b = best.get((model, dtype, method))
                 if b is not None and np.isfinite(b):
                     handles.setdefault("best eps (chosen from detection)",
@@ -204,18 +212,18 @@ def eps_curves_figure(cf: pd.DataFrame, cells: pd.DataFrame, best: dict, variant
                       "line per variant (median over seeds, band = min to max)")
 
 
-def _threshold_line(ax, cells, model, dtype, method, handles) -> None:
+def _thresholds(cells: pd.DataFrame) -> dict[tuple, pd.Series]:
+    """(model, dtype, method) -> median block threshold per eps, of the correct variant when
+    there is one (the noise floor does not depend on the bug)."""
     if "threshold" not in cells.columns:
-        return
-    sub = cells[(cells.model == model) & (cells.dtype == dtype) & (cells.method == method)
-                & cells["eps"].notna() & np.isfinite(cells["threshold"])]
-    if "correct" in set(sub.variant):
-        sub = sub[sub.variant == "correct"]
-    if sub.empty:
-        return
-    thr = sub.groupby("eps")["threshold"].median().sort_index()
-    (line,) = ax.plot(thr.index, thr.to_numpy(), "--", color="#27ae60", lw=1.8, zorder=6)
-    handles.setdefault("noise-floor threshold (median block)", line)
+        return {}
+    sub = cells[cells["eps"].notna() & np.isfinite(cells["threshold"])]
+    out = {}
+    for key, g in sub.groupby(["model", "dtype", "method"]):
+        if (g["variant"] == "correct").any():
+            g = g[g["variant"] == "correct"]
+        out[tuple(str(k) for k in key)] = g.groupby("eps")["threshold"].median().sort_index()
+    return out
 
 
 def _clip(text: str, n: int = 24) -> str:
