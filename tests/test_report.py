@@ -133,6 +133,21 @@ def test_large_sweeps_get_a_summary_table(tables, monkeypatch):
     assert {r["flag"] for r in table["rows"] if r["model"] == "broken_model"} == {"failed"}
 
 
+def test_derived_summaries_match_the_sweep(tables):
+    """When a summary table is missing, the report derives it; it must equal the sweep's."""
+    sweep = pytest.importorskip("gradlab.sweep")
+    from gradlab.report.data import derive_best_eps, derive_detection, derive_localisation
+
+    cells = pd.read_parquet(tables / "cells.parquet")
+    want = sweep.summarise(cells)
+    for name, got in (("detection", derive_detection(cells)),
+                      ("localisation", derive_localisation(cells)),
+                      ("best_eps", derive_best_eps(want["detection"]))):
+        exp = want[name].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got[exp.columns].reset_index(drop=True), exp,
+                                      check_dtype=False)
+
+
 def test_missing_tables_are_tolerated(tables, tmp_path):
     only_cells = tmp_path / "only-cells"
     only_cells.mkdir()
