@@ -10,6 +10,8 @@ Copies the Snakefile, workflow/, config/, profiles/ and examples/ into a tempora
   had (wall x cores): the rest is the share spent outside the gradient checks (Snakemake's
   start and scheduling, one Python + numpy start per job, building problems, aggregation,
   the report);
+- the CPU seconds of Snakemake and all its jobs (the wall time an idle machine needs at best is
+  that divided by the cores: on a shared machine the wall time says more about the neighbours);
 - the per-rule totals from the jobs' ``benchmark:`` files.
 
 It runs a snapshot of this checkout's gradlab package (first on PYTHONPATH), so edits made to
@@ -22,6 +24,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -47,14 +50,18 @@ def _copy(dest: Path) -> dict[str, str]:
 
 
 def _snakemake(wf: Path, cores: int, extra: list[str], env: dict[str, str]
-               ) -> tuple[float, str]:
+               ) -> tuple[float, float, str]:
+    """Run snakemake; return wall seconds, CPU seconds of it and all its jobs, output."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     out = subprocess.run(["snakemake", "--cores", str(cores), *extra], cwd=wf,
                          capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if out.returncode != 0:
         sys.exit(f"snakemake failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    return wall, out.stdout + out.stderr
+    return wall, cpu, out.stdout + out.stderr
 
 
 def _benchmarks(wf: Path) -> dict[str, dict[str, float]]:
@@ -88,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.configfile:
             shutil.copy2(args.configfile, wf / "bench-config.yaml")
             extra = ["--configfile", "bench-config.yaml"]
-        cold, _ = _snakemake(wf, args.cores, extra, env)
-        noop, log2 = _snakemake(wf, args.cores, extra, env)
+        cold, cold_cpu, _ = _snakemake(wf, args.cores, extra, env)
+        noop, _, log2 = _snakemake(wf, args.cores, extra, env)
         if "Nothing to be done" not in log2:
             print("warning: the rerun was not a no-op", file=sys.stderr)
         timing = pd.read_parquet(wf / "results" / "tables" / "timing.parquet")
@@ -105,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             "cells": int(len(timing)),
             "check_seconds": round(checks, 2),
             "core_seconds": round(budget, 2),
+            "cpu_seconds": round(cold_cpu, 2),
+            "outside_checks_cpu_share": round(1 - checks / cold_cpu, 3) if cold_cpu else None,
             "outside_checks_share": round(1 - checks / budget, 3),
             "per_cell_ms": round(1000 * checks / max(len(timing), 1), 2),
             "rules": {k: {m: round(v, 2) for m, v in r.items()} for k, r in rules.items()},
@@ -126,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
           f"({result['per_cell_ms']} ms per cell)")
     print(f"  outside checks    {100 * result['outside_checks_share']:7.1f} % of "
           f"{result['core_seconds']:.1f} core-seconds (wall x cores)")
+    print(f"  CPU used          {result['cpu_seconds']:8.2f} s (snakemake and every job); "
+          f"{result['cpu_seconds'] / result['cores']:.1f} s wall on {result['cores']} idle "
+          f"cores at best")
     for rule, r in result["rules"].items():
         print(f"  rule {rule:<13}{r['jobs']:5d} jobs {r['wall_s']:9.2f} s wall "
               f"{r['cpu_s']:9.2f} s cpu")

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import DTYPES, dumps, eps_label, normalise, parse_eps_label
+from .config import dumps, eps_label, normalise
 from .errors import GradlabError
 
 __all__ = [
@@ -397,28 +397,3 @@ def aggregate(files: Iterable[str | Path], cfg: Mapping[str, Any], out_dir: str 
     if state_path:
         atomic_write(state_path, lambda tmp: tmp.write_text(json.dumps(stamps, sort_keys=True)))
     return run
-
-
-def parse_group_args(dtype: str, seed: str | int, eps: str) -> tuple[str, int, float | str]:
-    """Validate a group's coordinates given on the command line.
-
-    Raises:
-        GradlabError: unknown dtype, a seed that is not a whole number >= 0, a bad step.
-    """
-    if dtype not in DTYPES:
-        raise GradlabError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
-    try:
-        seed_value = int(seed)
-        if seed_value < 0:
-            raise ValueError
-    except ValueError:
-        raise GradlabError(f"--seed {seed!r}: give a whole number >= 0") from None
-    try:
-        value = parse_eps_label(eps)
-    except ValueError:
-        raise GradlabError(f"--eps {eps!r}: give a positive step such as 1e-07, or auto") \
-            from None
-    if value != "auto" and not (math.isfinite(value) and value > 0):
-        raise GradlabError(f"--eps {eps!r}: give a positive step such as 1e-07, or auto")
-    return dtype, seed_value, value
-

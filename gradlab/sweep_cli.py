@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 from .errors import GradlabError, UsageError
 
-__all__ = ["register", "load_config_file"]
+__all__ = ["register", "load_config_file", "parse_group_args"]
 
 
 def load_config_file(path: str | Path) -> Any:
@@ -73,7 +74,8 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .sweep import parse_group_args, run_group, write_group
+    from .config import eps_label
+    from .sweep import run_group, write_group
 
     dtype, seed, eps = parse_group_args(args.dtype, args.seed, args.eps)
     cfg = _config(args, load_models=False)
@@ -87,10 +89,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     c = payload["cells"]
     cells = zip(c["model"], c["variant"], c["method"], c["status"], strict=True)
     failed = len({(m, v, meth) for m, v, meth, status in cells if status == "failed"})
-    payload |= {"dtype": dtype, "seed": seed, "eps": args.eps, "code_hash": args.code_hash,
+    payload |= {"dtype": dtype, "seed": seed, "eps": eps_label(eps), "code_hash": args.code_hash,
                 "started": started, "finished": time.time()}
     write_group(args.out, payload)
-    print(f"group dtype={dtype} seed={seed} eps={args.eps}: {n} cells "
+    print(f"group dtype={dtype} seed={seed} eps={eps_label(eps)}: {n} cells "
           f"({failed} failed) in {time.time() - started:.2f} s -> {args.out}")
     return 0
 
@@ -138,6 +140,32 @@ def _cmd_report(args: argparse.Namespace) -> int:
             tmp.unlink()
     print(f"report -> {out}")
     return 0
+
+
+def parse_group_args(dtype: str, seed: str | int, eps: str) -> tuple[str, int, float | str]:
+    """Validate a group's coordinates given on the command line.
+
+    Raises:
+        UsageError: unknown dtype, a seed that is not a whole number >= 0, a bad step.
+    """
+    from .config import DTYPES, parse_eps_label
+
+    if dtype not in DTYPES:
+        raise UsageError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    try:
+        seed_value = int(seed)
+        if seed_value < 0:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--seed {seed!r}: give a whole number >= 0") from None
+    try:
+        value = parse_eps_label(eps)
+    except ValueError:
+        raise UsageError(f"--eps {eps!r}: give a positive step such as 1e-07, or auto") \
+            from None
+    if value != "auto" and not (math.isfinite(value) and value > 0):
+        raise UsageError(f"--eps {eps!r}: give a positive step such as 1e-07, or auto")
+    return dtype, seed_value, value
 
 
 def register(sub: argparse._SubParsersAction) -> None:

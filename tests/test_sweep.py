@@ -24,11 +24,11 @@ from gradlab.sweep import (
     count_cells,
     group_keys,
     group_path,
-    parse_group_args,
     read_group,
     run_group,
     write_group,
 )
+from gradlab.sweep_cli import parse_group_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
