@@ -314,7 +314,7 @@ def element_heatmaps_figure(blocks: list[tuple[str, np.ndarray, np.ndarray]], ti
                 for (i, j), v in np.ndenumerate(grid):
                     ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=7,
                             color="white" if v > 0.6 * top else "black")
-            fig.colorbar(im, ax=ax, shrink=0.85, aspect=18)
+            fig.colorbar(im, ax=ax, shrink=0.85, aspect=18).ax.tick_params(labelsize=7.5)
         fig.suptitle(_clip(title, 110), fontsize=10)
         return render(fig, "element-heatmaps.png",
                       "Per-element absolute error of each failing block of the chosen case")
