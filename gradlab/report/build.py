@@ -26,6 +26,7 @@ from ..check import check_problem
 from ..spec import ModelSpec, build_problem, truth_of
 from . import figures as F
 from . import sections as S
+from . import where as W
 from .data import (
     CELL_KEYS,
     Tables,
@@ -277,7 +278,7 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
     if cf is not None:
         best_eps = {k: v["eps"] for k, v in best.items()}
         figs["error-vs-eps.png"] = F.eps_curves_figure(cf, cells, best_eps, bottoms, variants)
-        panels = S.block_panels(cells, best, bottoms, F.block_sort_key)
+        panels = W.block_panels(cells, best, bottoms, F.block_sort_key)
     else:
         figs["error-vs-eps.png"] = F.placeholder("error-vs-eps.png", "no cells table")
         panels = []
@@ -303,8 +304,8 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
         "run_items": flatten_run(t.run) if t.run else [],
         "failures": S.failures(cf), "glance": S.at_a_glance(best, grids, bottoms, cf),
         "seed": seed, "matrices": matrices, "grids": grids,
-        "panels": panels, "diagnoses": S.sweep_diagnoses(cells, panels) if cells is not None
-        else [], "localisation": S.localisation_rows(t, best), "case": case,
+        "panels": panels, "diagnoses": W.sweep_diagnoses(cells, panels) if cells is not None
+        else [], "localisation": W.localisation_rows(t, best), "case": case,
         "table": _full_table(cf, t.detection), "download": download,
         "summary_download": summary_download,
         "figs": {name: _img(f) for name, f in figs.items() if name != "verdict-matrix.png"},
