@@ -125,6 +125,15 @@ def run_summary(t: Tables, cf: pd.DataFrame | None) -> dict[str, Any]:
     except (TypeError, ValueError):
         wall_text = str(wall) if wall is not None else "n/a"
     cards.append({"label": "wall time", "value": wall_text, "alert": False})
+    checks = pick(run, "check_seconds")
+    if checks is None and t.timing is not None and "seconds" in t.timing.columns:
+        checks = float(t.timing["seconds"].sum())
+    if checks is not None:
+        try:
+            cards.append({"label": "in gradient checks", "value": f"{float(checks):.1f} s",
+                          "alert": False})
+        except (TypeError, ValueError):
+            pass
     digest = pick(run, "config_digest", "digest", "config.digest", "config_sha256") or "n/a"
     versions = run.get("versions") if isinstance(run.get("versions"), dict) else {}
     versions = {str(k): str(v) for k, v in versions.items()}
