@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError, UsageError
+from .fast.blas import fast_problems_single_thread
 from .finite_diff import (
     METHODS,
     Method,
@@ -147,6 +148,7 @@ def _shape_diagnosis(name: str, shape, g: np.ndarray, a: np.ndarray) -> str:
     return text
 
 
+@fast_problems_single_thread
 def check_problem(
     problem: Problem,
     method: str = "central",
@@ -237,7 +239,6 @@ def check_problem(
     if suspects.size:
         recheck_all = _recheck(meth, h, counter, theta, suspects, j0, g_flat[suspects],
                                approx[suspects], bound[suspects], cost_noise, u)
-    position = {int(i): k for k, i in enumerate(suspects)}
 
     hints = dict(problem.info.get("factor_hints", {}))
     blocks: list[BlockResult] = []
@@ -274,7 +275,7 @@ def check_problem(
                                       diagnosis=f"{what} gave NaN or inf for d{name} "
                                       "(a saturated sigmoid or log(0)?)"))
             continue
-        local = [position[int(i)] for i in np.arange(sl.start, sl.stop) if int(i) in position]
+        local = np.flatnonzero((suspects >= sl.start) & (suspects < sl.stop)).tolist()
         sub = None
         if local and recheck_all is not None:
             sub = {k: v[local] for k, v in recheck_all.items()}

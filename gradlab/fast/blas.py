@@ -11,10 +11,11 @@ OpenBLAS that numpy loaded to 1 and restores it afterwards; where that library c
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 from contextlib import contextmanager
 
-__all__ = ["single_thread", "blas_threads"]
+__all__ = ["single_thread", "blas_threads", "fast_problems_single_thread"]
 
 _LOCK = threading.Lock()
 _STATE: dict = {}
@@ -76,3 +77,18 @@ def single_thread():
             _STATE["depth"] -= 1
             if _STATE["depth"] == 0 and _STATE["saved"] != 1:
                 fns[1](_STATE["saved"])
+
+
+def fast_problems_single_thread(check):
+    """Decorate ``check(problem, ...)``: one BLAS thread while checking a problem that has a
+    fast engine (the built-in networks, whose products are all small). Other problems (a
+    user's model, which may have large products) keep numpy's setting."""
+
+    @functools.wraps(check)
+    def run(problem, *args, **kwargs):
+        if getattr(problem, "fast", None) is None:
+            return check(problem, *args, **kwargs)
+        with single_thread():
+            return check(problem, *args, **kwargs)
+
+    return run
