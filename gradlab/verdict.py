@@ -33,7 +33,7 @@ TOLERANCES: dict[str, float] = {
     "kink_scaling_high": 0.6,  # gives a ratio below low (kink left the step) or above high
     "grad_rounding": 8.0,  # backprop rounding: this many ulps of |g_i|
     "complex_rounding": 64.0,  # complex-step noise: ulps of max|a|
-    "scale_fit": 0.02,  # a scale error explains the block when the residual is below this
+    "scale_fit": 0.02,  # g = k a explains the block when |g - k a| < this x |g - a|
 }
 
 
@@ -130,7 +130,9 @@ def nice_factor(k: float) -> str:
     """Write a scale factor the way a person would: 2, 4, 1/3, 0.73."""
     if k == 0:
         return "0"
-    for n in range(1, 101):
+    if abs(k - 1) < 1e-2:  # a near-1 factor: show how far from 1 it is
+        return f"{k:.8g}"
+    for n in range(2, 101):
         if abs(k - n) <= 1e-3 * n:
             return f"{n}"
         if abs(k - 1 / n) <= 1e-3 / n:
@@ -170,9 +172,10 @@ def diagnose(
         return f"{d} is missing: backprop gives zero, the numerical gradient has norm {na:.3g}"
     if na > 0:
         k = float(np.dot(g, a) / np.dot(a, a))
-        resid = float(np.linalg.norm(g - k * a)) / ng
+        # the scale model must explain the discrepancy itself, not just the gradient
+        resid = float(np.linalg.norm(g - k * a)) / max(float(np.linalg.norm(g - a)), 1e-300)
         if resid < TOLERANCES["scale_fit"]:
-            if abs(k + 1) < TOLERANCES["scale_fit"]:
+            if abs(k + 1) < 1e-3:
                 return f"{d} has the wrong sign (backprop = -1 x numerical); {evidence}"
             sign = "has the wrong sign and " if k < 0 else ""
             size = "too large" if abs(k) > 1 else "too small"
