@@ -9,7 +9,8 @@ Copies the Snakefile, workflow/, config/, profiles/ and examples/ into a tempora
 - the sum of the per-cell check seconds (``timing.parquet``) against the core-seconds the run
   had (wall x cores): the rest is the share spent outside the gradient checks (Snakemake's
   start and scheduling, one Python + numpy start per job, building problems, aggregation,
-  the report);
+  the report); and the same in CPU seconds (``check_cpu_seconds`` of ``run.json`` against the
+  CPU of Snakemake and all its jobs), which a busy machine does not distort;
 - the CPU seconds of Snakemake and all its jobs (the wall time an idle machine needs at best is
   that divided by the cores: on a shared machine the wall time says more about the neighbours);
 - the per-rule totals from the jobs' ``benchmark:`` files.
@@ -113,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             "check_seconds": round(checks, 2),
             "core_seconds": round(budget, 2),
             "cpu_seconds": round(cold_cpu, 2),
-            "outside_checks_cpu_share": round(1 - checks / cold_cpu, 3) if cold_cpu else None,
+            "check_cpu_seconds": round(run.get("check_cpu_seconds", 0.0), 2),
+            "outside_checks_cpu_share": round(1 - run.get("check_cpu_seconds", 0.0) / cold_cpu,
+                                              3) if cold_cpu else None,
             "outside_checks_share": round(1 - checks / budget, 3),
             "per_cell_ms": round(1000 * checks / max(len(timing), 1), 2),
             "rules": {k: {m: round(v, 2) for m, v in r.items()} for k, r in rules.items()},
@@ -138,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  CPU used          {result['cpu_seconds']:8.2f} s (snakemake and every job); "
           f"{result['cpu_seconds'] / result['cores']:.1f} s wall on {result['cores']} idle "
           f"cores at best")
+    print(f"  CPU in checks     {result['check_cpu_seconds']:8.2f} s: "
+          f"{100 * result['outside_checks_cpu_share']:.1f} % of the CPU went elsewhere")
     for rule, r in result["rules"].items():
         print(f"  rule {rule:<13}{r['jobs']:5d} jobs {r['wall_s']:9.2f} s wall "
               f"{r['cpu_s']:9.2f} s cpu")

@@ -113,8 +113,9 @@ def run_group(grid: Mapping[str, Any], dtype: str, seed: int, eps: float | str,
         log: called with one line per failed cell.
 
     Returns:
-        ``{"cells": {column: [values]}, "timing": {column: [values]}}``: one cell row per
-        parameter block (one row with block ``""`` when the model could not even be built).
+        ``{"cells": {column: [values]}, "timing": {column: [values]}, "check_cpu_seconds"}``:
+        one cell row per parameter block (one row with block ``""`` when the model could not
+        even be built), and the CPU seconds the checks took.
     """
     import numpy as np
 
@@ -123,6 +124,7 @@ def run_group(grid: Mapping[str, Any], dtype: str, seed: int, eps: float | str,
 
     rows: dict[str, list] = {c: [] for c in CELL_COLUMNS}
     timing: dict[str, list] = {c: [] for c in TIMING_COLUMNS}
+    cpu = 0.0
     threshold = grid["verdict"]["threshold"]
     eps_value = math.nan if eps == "auto" else float(eps)
 
@@ -143,7 +145,7 @@ def run_group(grid: Mapping[str, Any], dtype: str, seed: int, eps: float | str,
         expected = "bug" if truth else "ok"
         for method in grid["methods"]:
             base = key | {"method": method, "eps": eps_value, "expected": expected}
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             result, error = None, build_error
             if problem is not None:
                 try:
@@ -153,6 +155,7 @@ def run_group(grid: Mapping[str, Any], dtype: str, seed: int, eps: float | str,
                 except Exception as exc:  # the cell fails, the group goes on
                     error = _one_line(exc)
             seconds = time.perf_counter() - started
+            cpu += time.process_time() - cpu_started
             for col in TIMING_COLUMNS:
                 timing[col].append(seconds if col == "seconds" else base[col])
             if result is None:
@@ -179,7 +182,7 @@ def run_group(grid: Mapping[str, Any], dtype: str, seed: int, eps: float | str,
                 "flagged": b.verdict in ("bug", "shape-mismatch"), "in_truth": b.name in truth,
                 "truth_change": float(truth.get(b.name, 0.0)),
             } for b in result.blocks])
-    return {"cells": rows, "timing": timing}
+    return {"cells": rows, "timing": timing, "check_cpu_seconds": cpu}
 
 
 # ----------------------------------------------------------------------------- files
@@ -389,6 +392,7 @@ def aggregate(files: Iterable[str | Path], cfg: Mapping[str, Any], out_dir: str 
             "non_finite": int((per_cell["cell_verdict"] == "inconclusive").sum()),
         },
         "check_seconds": float(timing["seconds"].sum()),
+        "check_cpu_seconds": float(sum(groups[k].get("check_cpu_seconds", 0.0) for k in order)),
         "wall_seconds": round(time.time() - start, 3),
         "config": {k: v for k, v in cfg.items() if k != "report"},
     }

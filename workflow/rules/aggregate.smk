@@ -3,8 +3,21 @@ rule aggregate:
     input:
         GROUP_FILES,
     output:
-        **TABLE_FILES,
-        run=RUN_JSON,
+        **{
+            name: report(
+                path,
+                caption="../report/tables.rst",
+                category="Tables",
+                labels={"table": name},
+            )
+            for name, path in TABLE_FILES.items()
+        },
+        run=report(
+            RUN_JSON,
+            caption="../report/run.rst",
+            category="Tables",
+            labels={"table": "run.json"},
+        ),
     log:
         "results/logs/aggregate.log",
     benchmark:

@@ -2,7 +2,7 @@
 
 import os
 
-from gradlab.config import digest, dumps, source_hash
+from gradlab.config import dumps, source_hash
 from gradlab.sweep import GROUP_PATTERN, check_params, group_keys, group_path
 
 TABLES = "results/tables"
@@ -23,7 +23,6 @@ CHECK_PARAMS = check_params(CFG)
 AGGREGATE_PARAMS = dumps({k: v for k, v in CFG.items() if k != "report"})
 CORE_HASH = source_hash("core")
 REPORT_HASH = source_hash("report")
-CONFIG_DIGEST = digest(CFG)
 
 
 wildcard_constraints:
