@@ -28,5 +28,6 @@ rule aggregate:
         tables=lambda wildcards, output: os.path.dirname(output.cells),
         state=STATE,
     shell:
-        "gradlab sweep-aggregate --config-json {params.config:q} --out-dir {params.tables:q}"
+        GRADLAB
+        + " sweep-aggregate --config-json {params.config:q} --out-dir {params.tables:q}"
         " --state {params.state:q} {input:q} > {log:q} 2>&1"

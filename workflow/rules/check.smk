@@ -12,6 +12,6 @@ rule check_group:
         grid=CHECK_PARAMS,
         code=CORE_HASH,
     shell:
-        "gradlab sweep-run --config-json {params.grid:q} --dtype {wildcards.dtype}"
+        GRADLAB + " sweep-run --config-json {params.grid:q} --dtype {wildcards.dtype}"
         " --seed {wildcards.seed} --eps {wildcards.eps} --code-hash {params.code}"
         " --out {output:q} > {log:q} 2>&1"

@@ -1,6 +1,9 @@
 """Shared values: the group grid, the params every rule sees, the source hashes."""
 
 import os
+import shlex
+import shutil
+import sys
 
 from gradlab.config import dumps, source_hash
 from gradlab.sweep import GROUP_PATTERN, check_params, group_keys, group_path
@@ -17,6 +20,12 @@ STATE = "results/.sweep-state.json"
 
 GROUP_FILES = [group_path(*key) for key in group_keys(CFG)]
 MODEL_FILES = sorted({m["path"] for m in CFG["models"] if m["kind"] == "file"})
+
+# The gradlab command of the environment running Snakemake (the one that just validated the
+# config); found next to its interpreter, which also skips version-manager shims (~0.1 s a job).
+GRADLAB = shlex.quote(
+    shutil.which("gradlab", path=os.path.dirname(sys.executable)) or "gradlab"
+)
 
 # Stable JSON strings: a config change reruns exactly the jobs whose params change.
 CHECK_PARAMS = check_params(CFG)

@@ -24,5 +24,5 @@ rule report:
         tables=lambda wildcards, input: os.path.dirname(input.cells),
         code=REPORT_HASH,
     shell:
-        "gradlab report --tables {params.tables:q} --out {output.html:q}"
+        GRADLAB + " report --tables {params.tables:q} --out {output.html:q}"
         " --title {params.title:q} --figures-dir {output.figures:q} > {log:q} 2>&1"
