@@ -188,7 +188,7 @@ def _ecnoise(values: np.ndarray) -> float:
 
 
 def noise_level(
-    f: Callable[[np.ndarray], float],
+    costs: Evaluator,
     theta: np.ndarray,
     j0: float,
     seed: int = 0,
@@ -197,29 +197,22 @@ def noise_level(
 ) -> float:
     """Measure the round-off noise of the cost near ``theta`` (absolute, one evaluation).
 
-    Evaluates J at 9 equally spaced points along a few random coordinates, as a finite
-    difference does, spaced by ``step`` (capped at ``eps_machine**(1/3)`` times the coordinate's
-    scale, far below the scale on which J curves), and estimates the noise from the 3rd-6th
-    differences (Moré & Wild, "Estimating computational noise", 2011). Perturbing one coordinate
-    by a tiny step leaves most rounding unchanged, so the noise seen by a finite difference at a
-    small step is smaller than at a large one; measuring at the step used captures that. The
-    result is at least ``eps_machine * |J|``.
+    Evaluates J with the evaluator the estimate uses at 9 equally spaced points along a few
+    random coordinates, as a finite difference does, spaced by ``step`` (capped at
+    ``eps_machine**(1/3)`` times the parameters' scale, far below the scale on which J curves),
+    and estimates the noise from the 3rd-6th differences (Moré & Wild, "Estimating
+    computational noise", 2011). Perturbing one coordinate by a tiny step leaves most rounding
+    unchanged, so the noise a finite difference sees at a small step is smaller than at a
+    large one; measuring at the step used captures that. The result is at least
+    ``eps_machine * |J|``.
     """
     u = machine_eps(theta.dtype)
     rng = np.random.default_rng(seed)
-    idx = rng.choice(theta.size, size=min(probes, theta.size), replace=False)
-    found = []
-    for i in idx:
-        cap = u ** (1 / 3) * max(1.0, abs(float(np.real(theta[i]))))
-        delta = min(step, cap) if step else cap
-        vals = []
-        for j in range(9):
-            t = theta.copy()
-            t[i] = t[i] + (j - 4) * delta
-            vals.append(float(np.real(f(t))))
-        vals = np.array(vals, dtype=np.float64)
-        if np.all(np.isfinite(vals)):
-            found.append(_ecnoise(vals))
+    idx = np.sort(rng.choice(theta.size, size=min(probes, theta.size), replace=False))
+    cap = u ** (1 / 3) * max(1.0, float(np.max(np.abs(np.real(theta[idx])))))
+    delta = min(step, cap) if step else cap
+    table = np.real(costs(theta, np.arange(-4, 5) * delta, idx)).astype(np.float64)
+    found = [_ecnoise(col) for col in table.T if np.all(np.isfinite(col))]
     measured = float(np.max(found)) if found else 0.0
     return max(measured, u * abs(float(np.real(j0))))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -71,23 +72,27 @@ class Layout:
             dtypes.append(arr.dtype if arr.dtype.kind in "fc" else np.dtype(np.float64))
         return cls(tuple(str(n) for n in params), tuple(shapes), np.result_type(*dtypes))
 
-    @property
+    @cached_property
     def sizes(self) -> tuple[int, ...]:
         """Number of elements of each block."""
         return tuple(int(np.prod(s, dtype=np.int64)) for s in self.shapes)
 
-    @property
+    @cached_property
     def offsets(self) -> tuple[int, ...]:
         """Start of each block in the flat vector (plus the total size at the end)."""
         return tuple(int(x) for x in np.concatenate([[0], np.cumsum(self.sizes)]))
 
-    @property
+    @cached_property
     def size(self) -> int:
         """Total number of parameters."""
         return self.offsets[-1]
 
     def slices(self) -> dict[str, slice]:
         """Block name -> slice of the flat vector."""
+        return dict(self._slices)
+
+    @cached_property
+    def _slices(self) -> dict[str, slice]:
         off = self.offsets
         return {n: slice(off[k], off[k + 1]) for k, n in enumerate(self.names)}
 
@@ -103,7 +108,7 @@ class Layout:
             raise ValueError(f"vector has {vector.size} elements, the layout {self.size}")
         return {
             n: vector[s].reshape(shape)
-            for (n, s), shape in zip(self.slices().items(), self.shapes, strict=True)
+            for (n, s), shape in zip(self._slices.items(), self.shapes, strict=True)
         }
 
     def gradient_blocks(self, grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
