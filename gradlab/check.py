@@ -219,7 +219,8 @@ def check_problem(
     if not np.isfinite(j0):
         return _nonfinite_result(problem, layout, grads, meth, j0, notes, started, engine_name)
     h = choose_step(meth, counter, theta, j0, seed) if chosen else float(eps)
-    cost_noise = noise_level(counter, theta, j0, seed, step=h)
+    cost_noise = noise_level(counter, theta, j0, seed, step=h,
+                             blocks=list(layout.slices().values()))
     table = counter(theta, np.array(_stencil(meth, h)), np.arange(theta.size))
     approx = _combine(meth, h, list(table), j0)
 

@@ -193,22 +193,27 @@ def noise_level(
     j0: float,
     seed: int = 0,
     step: float | None = None,
-    probes: int = 3,
+    blocks: list[slice] | None = None,
 ) -> float:
     """Measure the round-off noise of the cost near ``theta`` (absolute, one evaluation).
 
-    Evaluates J with the evaluator the estimate uses at 9 equally spaced points along a few
-    random coordinates, as a finite difference does, spaced by ``step`` (capped at
+    Evaluates J with the evaluator the estimate uses at 9 equally spaced points along one
+    random coordinate of each parameter block (at most 16 blocks; three coordinates when no
+    blocks are given), as a finite difference does, spaced by ``step`` (capped at
     ``eps_machine**(1/3)`` times the parameters' scale, far below the scale on which J curves),
     and estimates the noise from the 3rd-6th differences (Moré & Wild, "Estimating
     computational noise", 2011). Perturbing one coordinate by a tiny step leaves most rounding
     unchanged, so the noise a finite difference sees at a small step is smaller than at a
-    large one; measuring at the step used captures that. The result is at least
-    ``eps_machine * |J|``.
+    large one; measuring at the step used captures that. The largest estimate is kept (the
+    noisiest block sets the bound) and the result is at least ``eps_machine * |J|``.
     """
     u = machine_eps(theta.dtype)
     rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(theta.size, size=min(probes, theta.size), replace=False))
+    if blocks:
+        picks = [int(rng.integers(b.start, b.stop)) for b in blocks[:16] if b.stop > b.start]
+        idx = np.unique(np.array(picks, dtype=np.int64))
+    else:
+        idx = np.sort(rng.choice(theta.size, size=min(3, theta.size), replace=False))
     cap = u ** (1 / 3) * max(1.0, float(np.max(np.abs(np.real(theta[idx])))))
     delta = min(step, cap) if step else cap
     table = np.real(costs(theta, np.arange(-4, 5) * delta, idx)).astype(np.float64)
