@@ -371,34 +371,37 @@ class FastMLP:
         pdt = perturbed_dtype(theta.dtype, is_c)
         wide = np.complex128 if is_c else _F64
         vals = theta[indices].astype(pdt)
-        fallback: list[tuple[int, np.ndarray]] = []
-        for row, step in enumerate(steps):
-            # the step the loop really takes: fl(theta_i + step) - theta_i
-            delta = (vals.astype(wide) + step).astype(pdt).astype(wide) - vals.astype(wide)
-            dj = np.zeros(len(indices), wide)
-            bad = np.zeros(len(indices), bool)
-            for lyr in range(1, self.L + 1):
-                lay = base.layers[lyr]
-                lo, hi = lay.w_off, lay.b_off + lay.n_out
-                pos = np.flatnonzero((indices >= lo) & (indices < hi))
-                if pos.size == 0:
-                    continue
-                loc = indices[pos] - lo
-                nw = lay.n_out * lay.n_in
-                is_w = loc < nw
-                i = np.where(is_w, loc // lay.n_in, loc - nw)
-                j = np.where(is_w, loc % lay.n_in, lay.n_in)
-                d, b = self._layer_delta(base, lyr, i, j, delta[pos], is_c)
-                if self.net.lambd:
-                    w = theta[indices[pos]].astype(_F64)
-                    l2 = self.net.lambd / (2 * base.m) * delta[pos] * (2 * w + delta[pos])
-                    d = d + np.where(is_w, l2, 0)
-                dj[pos] = d
-                bad[pos] = b
-            out[row] = base.j0 + dj
-            if bad.any():
-                fallback.append((row, np.flatnonzero(bad)))
-        for row, cols in fallback:
+        # the steps the loop really takes: fl(theta_i + step) - theta_i, for every (step, index)
+        wide_vals = vals.astype(wide)
+        delta = (wide_vals[None, :] + steps[:, None]).astype(pdt).astype(wide) - wide_vals
+        dj = np.zeros(delta.shape, wide)
+        bad = np.zeros(delta.shape, bool)
+        n_steps = len(steps)
+        for lyr in range(1, self.L + 1):
+            lay = base.layers[lyr]
+            lo, hi = lay.w_off, lay.b_off + lay.n_out
+            pos = np.flatnonzero((indices >= lo) & (indices < hi))
+            if pos.size == 0:
+                continue
+            loc = indices[pos] - lo
+            nw = lay.n_out * lay.n_in
+            is_w = loc < nw
+            i = np.where(is_w, loc // lay.n_in, loc - nw)
+            j = np.where(is_w, loc % lay.n_in, lay.n_in)
+            dl = delta[:, pos]
+            # all steps of this layer in one pass: jobs (step, coordinate), flattened
+            d, b = self._layer_delta(base, lyr, np.tile(i, n_steps), np.tile(j, n_steps),
+                                     dl.reshape(-1), is_c)
+            d = d.reshape(dl.shape)
+            if self.net.lambd:
+                w = theta[indices[pos]].astype(_F64)
+                l2 = self.net.lambd / (2 * base.m) * dl * (2 * w + dl)
+                d = d + np.where(is_w, l2, 0)
+            dj[:, pos] = d
+            bad[:, pos] = b.reshape(dl.shape)
+        out = base.j0 + dj
+        for row in np.flatnonzero(bad.any(axis=1)):
+            cols = np.flatnonzero(bad[row])
             out[row, cols] = self._loop(theta, steps[row:row + 1], indices[cols])[0]
         return out
 
