@@ -402,10 +402,13 @@ def main(argv=None) -> int:
         say(f"| {'-'.join(map(str, dims))} m{m} | {r['P']:,} | {_fmt_time(r['seconds'])} | "
             f"{_fmt_time(r['engine_seconds'])} | {r['rss_mb']:.0f} MB |")
     P = np.array([r["P"] for r in scaling], float)
+    say()
     for key, label in (("seconds", "check"), ("engine_seconds", "engine costs()")):
         t = np.array([r[key] for r in scaling])
         slope = np.polyfit(np.log(P), np.log(t), 1)[0]
-        say(f"\nFitted growth of the {label} time: ~ P^{slope:.2f}")
+        top = np.polyfit(np.log(P[-3:]), np.log(t[-3:]), 1)[0]
+        say(f"Fitted growth of the {label} time: ~ P^{slope:.2f} over all sizes, "
+            f"~ P^{top:.2f} over the three largest")
     say()
     say("All four methods on 64-128-64-1, m 256, eps chosen automatically (one process, warm):")
     say()

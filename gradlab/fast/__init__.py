@@ -11,10 +11,7 @@ Only numpy is imported here (the CLI imports this package on every ``gradlab che
 
 from __future__ import annotations
 
-import functools
-
 from ..params import Layout
-from .blas import single_thread
 from .byo import generic_evaluator
 from .mlp import FastMLP
 
@@ -24,23 +21,12 @@ __all__ = ["attach", "FastMLP", "generic_evaluator"]
 def attach(problem, net) -> None:
     """Give ``problem`` the fast engine of the network ``net`` (``problem.fast``).
 
-    Also runs the problem's cost and gradients with numpy's BLAS on one thread
-    (:func:`gradlab.fast.blas.single_thread`): the built-in networks' products are small, and
-    on a busy machine OpenBLAS's threads make them several times slower, not faster.
+    :func:`gradlab.check.check_problem` then runs with numpy's BLAS on one thread
+    (:func:`gradlab.fast.blas.fast_problems_single_thread`): the built-in networks' products are
+    small, and on a busy machine OpenBLAS's threads make them several times slower, not faster.
     """
     try:
         layout = Layout.of(problem.params)
         problem.fast = FastMLP(net, layout)
     except ValueError:  # an unexpected parameter layout: keep the plain loop
         problem.fast = None
-    problem.cost = _one_thread(problem.cost)
-    problem.gradients = _one_thread(problem.gradients)
-
-
-def _one_thread(fn):
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        with single_thread():
-            return fn(*args, **kwargs)
-
-    return call
