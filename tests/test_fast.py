@@ -358,6 +358,7 @@ def test_bring_your_own_model_agrees(tmp_path, monkeypatch, batch):
     assert evaluator.name == ("batch" if batch else "loop")
     if not batch:  # force the process pool, and check order and values are the loop's
         monkeypatch.setattr(fast_byo, "PARALLEL_MIN_SECONDS", 0.0)
+        monkeypatch.setattr(fast_byo, "FORK_UNSAFE", ())  # even if torch was imported
     steps = np.array([1e-6, -1e-6, 2e-3])
     idx = np.arange(theta.size)[::-1]
     got = evaluator.costs(theta, steps, idx)

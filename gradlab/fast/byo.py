@@ -75,7 +75,9 @@ class ParallelLoop:
     The first coordinates run in-process and are timed; if the rest is predicted to take more
     than :data:`PARALLEL_MIN_SECONDS` and the machine has more than one core, the remaining
     coordinates are split into contiguous chunks evaluated by ``os.cpu_count()`` forked
-    workers, and the results are put back in order.
+    workers (one BLAS thread each), and the results are put back in order. Not where fork()
+    is unavailable or unsafe (torch, tensorflow or jax imported: their thread pools can hang
+    a forked child).
     """
 
     name = "loop"
@@ -113,9 +115,16 @@ class ParallelLoop:
         return np.concatenate([head, *parts], axis=1)
 
 
+#: libraries whose thread pools do not survive fork() (a forked worker can hang in them)
+FORK_UNSAFE = ("torch", "tensorflow", "jax")
+
+
 def _can_fork() -> bool:
     import multiprocessing as mp
+    import sys
 
+    if any(name in sys.modules for name in FORK_UNSAFE):
+        return False
     return "fork" in mp.get_all_start_methods()
 
 
