@@ -32,6 +32,7 @@ from .verdict import TOLERANCES, ElementClasses, classify, diagnose, noise_bound
 __all__ = ["check", "check_problem", "assert_gradients"]
 
 ENGINES = ("auto", "loop")
+_RECHECK_BATCH = 4096  # re-check all steps x all suspects in one call up to this many costs
 
 
 def _scalar(value: Any, source: str) -> complex | float:
@@ -116,23 +117,32 @@ def _recheck(method, eps, costs, theta, idx, j0, grad, approx, bound, cost_noise
     # a second, larger re-check step: a bug's discrepancy is the same at both
     second_step = np.where(k > 1, confirm_step * rho, np.nan)
     out = {key: np.full(idx.size, np.nan) for key in ("confirm", "bound_confirm", "second")}
-    for key, steps in (("confirm", confirm_step), ("second", second_step)):
-        for h in np.unique(steps[np.isfinite(steps)]):
-            sel = np.flatnonzero(steps == h)
-            table = costs(theta, np.array(_stencil(method, h)), idx[sel])
-            est = _combine(method, h, list(table), j0)
-            out[key][sel] = est
-            if key == "confirm":
-                out["bound_confirm"][sel] = noise_bound(
-                    est, grad[sel], theta[idx[sel]], h, cost_noise, method.roundoff, u
-                )
-    if not method.is_complex:
-        lo = eps / rho
-        steps = [eps, -eps, lo, -lo]
-        table = costs(theta, np.array(steps), idx)
-        for suffix, h, plus, minus in (("", eps, 0, 1), ("_lo", lo, 2, 3)):
-            out["fwd" + suffix] = (np.real(table[plus]) - j0) / h
-            out["bwd" + suffix] = (j0 - np.real(table[minus])) / h
+    one_sided = [] if method.is_complex else [eps, -eps, eps / rho, -eps / rho]
+    plan = [(key, h) for key, steps in (("confirm", confirm_step), ("second", second_step))
+            for h in np.unique(steps[np.isfinite(steps)])]
+    wanted = list(dict.fromkeys(
+        [s for _, h in plan for s in _stencil(method, h)] + one_sided))
+    table = None
+    if len(wanted) * idx.size <= _RECHECK_BATCH:  # few suspects: one call for every step
+        table = dict(zip(wanted, costs(theta, np.array(wanted), idx), strict=True))
+    for key, h in plan:
+        sel = np.flatnonzero((confirm_step if key == "confirm" else second_step) == h)
+        if table is not None:
+            rows = [table[s][sel] for s in _stencil(method, h)]
+        else:
+            rows = list(costs(theta, np.array(_stencil(method, h)), idx[sel]))
+        est = _combine(method, h, rows, j0)
+        out[key][sel] = est
+        if key == "confirm":
+            out["bound_confirm"][sel] = noise_bound(
+                est, grad[sel], theta[idx[sel]], h, cost_noise, method.roundoff, u
+            )
+    if one_sided:
+        if table is None:
+            table = dict(zip(one_sided, costs(theta, np.array(one_sided), idx), strict=True))
+        for suffix, h in (("", eps), ("_lo", eps / rho)):
+            out["fwd" + suffix] = (np.real(table[h]) - j0) / h
+            out["bwd" + suffix] = (j0 - np.real(table[-h])) / h
     return out
 
 
@@ -156,6 +166,7 @@ def check_problem(
     threshold: float | None = None,
     engine: str = "auto",
     seed: int = 0,
+    estimates: dict | None = None,
 ) -> CheckResult:
     """Check a problem's gradients against finite differences.
 
@@ -167,6 +178,10 @@ def check_problem(
             noise floor; ``None`` (default) uses the noise floor.
         engine: ``auto`` (the problem's fast evaluator when it has one) or ``loop``.
         seed: seeds the random probes of the noise measurement and the step scan.
+        estimates: a dict shared by checks of the *same cost at the same point* (e.g. the bug
+            variants of one network, which differ only in the backward): the step, the noise
+            and the finite-difference estimates are computed once per (method, eps, seed) and
+            reused. Never share it between different costs or points.
 
     Returns:
         A :class:`CheckResult`.
@@ -207,22 +222,31 @@ def check_problem(
     except GradientKeyError as exc:
         raise ModelError(f"{problem.source + ': ' if problem.source else ''}{exc}") from None
 
-    if meth.is_complex and problem.complex_safe is not True and np.isfinite(j0):
-        reason = complex_safety(flat_cost, theta, float(np.real(j0)), seed)
-        if reason:
-            notes.append(f"complex step not possible: {reason}; used central differences")
-            meth = METHODS["central"]
-            eps = "auto" if eps == "auto" or eps < 1e-12 else eps
-    j0 = float(np.real(j0))
+    key = (method, eps, seed)
+    if estimates is not None and key in estimates:
+        meth, eps, reused_notes, h, cost_noise, approx = estimates[key]
+        notes.extend(reused_notes)
+        j0 = float(np.real(j0))
+    else:
+        if meth.is_complex and problem.complex_safe is not True and np.isfinite(j0):
+            reason = complex_safety(flat_cost, theta, float(np.real(j0)), seed)
+            if reason:
+                notes.append(f"complex step not possible: {reason}; used central differences")
+                meth = METHODS["central"]
+                eps = "auto" if eps == "auto" or eps < 1e-12 else eps
+        j0 = float(np.real(j0))
+        if not np.isfinite(j0):
+            return _nonfinite_result(problem, layout, grads, meth, j0, notes, started,
+                                     engine_name)
+        h = choose_step(meth, counter, theta, j0, seed) if eps == "auto" else float(eps)
+        cost_noise = noise_level(counter, theta, j0, seed, step=h,
+                                 blocks=list(layout.slices().values()))
+        table = counter(theta, np.array(_stencil(meth, h)), np.arange(theta.size))
+        approx = _combine(meth, h, list(table), j0)
+        if estimates is not None:
+            estimates[key] = (meth, eps, list(notes), h, cost_noise, approx)
     u = machine_eps(theta.dtype)
     chosen = eps == "auto"
-    if not np.isfinite(j0):
-        return _nonfinite_result(problem, layout, grads, meth, j0, notes, started, engine_name)
-    h = choose_step(meth, counter, theta, j0, seed) if chosen else float(eps)
-    cost_noise = noise_level(counter, theta, j0, seed, step=h,
-                             blocks=list(layout.slices().values()))
-    table = counter(theta, np.array(_stencil(meth, h)), np.arange(theta.size))
-    approx = _combine(meth, h, list(table), j0)
 
     slices = layout.slices()
     g_flat = np.zeros(theta.size)

@@ -133,7 +133,9 @@ def run_group(grid: Mapping[str, Any], dtype: str, seed: int, eps: float | str,
             for col, val in (base | block).items():
                 rows[col].append(val)
 
+    shared: dict[str, dict] = {}  # per model: the estimates its variants share
     for model, variant in _model_cases(grid, dtype):
+        estimates = shared.setdefault(model["name"], {})
         key = {"model": model["name"], "model_kind": model["kind"], "dtype": dtype,
                "variant": variant, "seed": int(seed)}
         problem, truth, build_error = None, {}, ""
@@ -151,7 +153,7 @@ def run_group(grid: Mapping[str, Any], dtype: str, seed: int, eps: float | str,
                 try:
                     with np.errstate(all="ignore"):
                         result = check_problem(problem, method=method, eps=eps, seed=int(seed),
-                                               threshold=threshold)
+                                               threshold=threshold, estimates=estimates)
                 except Exception as exc:  # the cell fails, the group goes on
                     error = _one_line(exc)
             seconds = time.perf_counter() - started
