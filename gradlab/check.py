@@ -31,7 +31,7 @@ from .verdict import TOLERANCES, ElementClasses, classify, diagnose, noise_bound
 
 __all__ = ["check", "check_problem", "assert_gradients"]
 
-ENGINES = ("auto", "loop")
+ENGINES = ("auto", "loop", "fast")
 _RECHECK_BATCH = 4096  # re-check all steps x all suspects in one call up to this many costs
 
 
@@ -58,15 +58,24 @@ class _Counter:
 
 
 def _evaluator(problem: Problem, layout: Layout, engine: str):
-    """Pick the evaluator: the problem's fast one for ``auto`` when it has one, else the loop."""
+    """Pick the evaluator.
+
+    ``auto``: the problem's fast one when it has one (the plain loop for tiny networks), a
+    bring-your-own model's vectorised or parallel evaluator, else the loop. ``fast``: the fast
+    engine even for tiny networks (an error for a model without one). ``loop``: the reference.
+    """
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    if engine == "fast" and problem.fast is None:
+        raise UsageError(f"engine 'fast' needs a built-in network; {problem.name} has none "
+                         "(use auto or loop)")
 
     def flat_cost(vec: np.ndarray):
         value = problem.cost(layout.unflatten(vec), problem.X, problem.Y)
         return _scalar(value, _cost_name(problem))
 
-    if engine == "auto" and problem.fast is not None:
+    if engine == "fast" or (engine == "auto" and problem.fast is not None
+                            and not getattr(problem.fast, "tiny", False)):
         return flat_cost, problem.fast.costs, getattr(problem.fast, "name", "fast")
     if engine == "auto":  # bring-your-own: its cost_batch, else the loop on all cores if it pays
         from .fast import generic_evaluator
