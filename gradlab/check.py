@@ -108,14 +108,17 @@ def _combine(method: Method, eps: float, rows: list[np.ndarray], j0: float) -> n
     return total / eps
 
 
-def _recheck(method, eps, costs, theta, idx, j0, grad, approx, bound, cost_noise, u):
+def _recheck(method, eps, costs, theta, idx, j0, grad, approx, bound, cost_noise, u,
+             radius=None):
     """Re-evaluate the suspect coordinates to tell bugs from truncation, round-off and kinks.
 
     Each suspect is re-estimated at the smallest step ``eps / rho**k`` (k <= max_shrink) whose
     noise bound still leaves its discrepancy clearly visible: a bug's discrepancy stays the same
     there, truncation and kink effects shrink. A suspect already at the round-off limit is
     re-estimated at ``eps * rho`` instead. One-sided slopes at ``eps`` and ``eps / rho`` feed the
-    kink test.
+    kink test. When the model knows its kink ``radius`` per coordinate (the built-in networks),
+    both compared steps are kept below it, and a discrepancy that cannot be confirmed at two
+    kink-free steps is put down to the kink.
     """
     rho = TOLERANCES["rho"]
     d0 = np.abs(grad - approx)
@@ -126,6 +129,13 @@ def _recheck(method, eps, costs, theta, idx, j0, grad, approx, bound, cost_noise
     # a second, larger re-check step: a bug's discrepancy is the same at both
     second_step = np.where(k > 1, confirm_step * rho, np.nan)
     out = {key: np.full(idx.size, np.nan) for key in ("confirm", "bound_confirm", "second")}
+    if radius is not None and not method.is_complex:
+        reach = max(abs(o) for o in method.offsets)  # the stencil's widest step, in eps
+        compare = np.where(k > 1, confirm_step * rho, eps)
+        compare = np.where(reach * compare < radius, compare, 2 * confirm_step)
+        second_step = np.where(compare == eps, np.nan, compare)
+        out["crosses"] = reach * eps >= radius
+        out["clean"] = (reach * confirm_step < radius) & (reach * compare < radius)
     one_sided = [] if method.is_complex else [eps, -eps, eps / rho, -eps / rho]
     plan = [(key, h) for key, steps in (("confirm", confirm_step), ("second", second_step))
             for h in np.unique(steps[np.isfinite(steps)])]
@@ -249,7 +259,8 @@ def check_problem(
                                      engine_name)
         h = choose_step(meth, counter, theta, j0, seed) if eps == "auto" else float(eps)
         cost_noise = noise_level(counter, theta, j0, seed, step=h,
-                                 blocks=list(layout.slices().values()))
+                                 blocks=list(layout.slices().values()),
+                                 radius=getattr(problem.fast, "kink_radius", None))
         table = counter(theta, np.array(_stencil(meth, h)), np.arange(theta.size))
         approx = _combine(meth, h, list(table), j0)
         if estimates is not None:
@@ -271,8 +282,10 @@ def check_problem(
     suspects = np.flatnonzero(comparable & finite & (err > TOLERANCES["safety"] * bound))
     recheck_all = None
     if suspects.size:
+        kink_radius = getattr(problem.fast, "kink_radius", None)
+        radius = kink_radius(theta, suspects) if kink_radius is not None else None
         recheck_all = _recheck(meth, h, counter, theta, suspects, j0, g_flat[suspects],
-                               approx[suspects], bound[suspects], cost_noise, u)
+                               approx[suspects], bound[suspects], cost_noise, u, radius)
 
     hints = dict(problem.info.get("factor_hints", {}))
     blocks: list[BlockResult] = []

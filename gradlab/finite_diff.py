@@ -196,13 +196,16 @@ def noise_level(
     seed: int = 0,
     step: float | None = None,
     blocks: list[slice] | None = None,
+    radius: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> float:
     """Measure the round-off noise of the cost near ``theta`` (absolute, one evaluation).
 
     Evaluates J with the evaluator the estimate uses at 9 equally spaced points along one
     random coordinate of each parameter block (at most 16 blocks; three coordinates when no
     blocks are given), as a finite difference does, spaced by ``step`` (capped at
-    ``eps_machine**(1/3)`` times the parameters' scale, far below the scale on which J curves),
+    ``sqrt(eps_machine)`` times the parameters' scale, far below the scale on which J curves;
+    when the model knows its kink ``radius``, the block's coordinate farthest from a kink,
+    with the points kept inside that radius),
     and estimates the noise from the 3rd-6th differences (Moré & Wild, "Estimating
     computational noise", 2011). Perturbing one coordinate by a tiny step leaves most rounding
     unchanged, so the noise a finite difference sees at a small step is smaller than at a
@@ -216,10 +219,23 @@ def noise_level(
         idx = np.unique(np.array(picks, dtype=np.int64))
     else:
         idx = np.sort(rng.choice(theta.size, size=min(3, theta.size), replace=False))
-    cap = u ** (1 / 3) * max(1.0, float(np.max(np.abs(np.real(theta[idx])))))
-    delta = min(step, cap) if step else cap
-    table = np.real(costs(theta, np.arange(-4, 5) * delta, idx)).astype(np.float64)
-    found = [_ecnoise(col) for col in table.T if np.all(np.isfinite(col))]
+    cap = np.sqrt(u) * max(1.0, float(np.max(np.abs(np.real(theta[idx])))))
+    delta = np.full(idx.size, min(step, cap) if step else cap)
+    if radius is not None and blocks:
+        # a kink inside the 9 points would read as noise: take each block's coordinate
+        # farthest from a kink and keep the points inside its kink-free radius
+        picks = []
+        for b in blocks[:16]:
+            if b.stop > b.start:
+                span = np.arange(b.start, b.stop)
+                picks.append(int(span[np.argmax(radius(theta, span))]))
+        idx = np.array(picks, dtype=np.int64)
+        delta = np.minimum(delta[0], radius(theta, idx) / 5)
+    found = []
+    for d in np.unique(delta[delta > 0]):
+        cols = idx[delta == d]
+        table = np.real(costs(theta, np.arange(-4, 5) * d, cols)).astype(np.float64)
+        found += [_ecnoise(col) for col in table.T if np.all(np.isfinite(col))]
     measured = float(np.max(found)) if found else 0.0
     return max(measured, u * abs(float(np.real(j0))))
 

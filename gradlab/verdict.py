@@ -85,7 +85,9 @@ def classify(
         bound: noise bound at eps (see :func:`noise_bound`).
         recheck: for the suspects (in order), ``confirm`` (the estimate at the re-check step)
             and ``bound_confirm`` (its noise bound), and the one-sided slopes ``fwd``, ``bwd``
-            at eps and ``fwd_lo``, ``bwd_lo`` at eps/rho (absent for the complex step).
+            at eps and ``fwd_lo``, ``bwd_lo`` at eps/rho (absent for the complex step); for
+            models that know their kinks, ``crosses`` (the step at eps may cross one) and
+            ``clean`` (both compared steps are kink-free), which replace the numeric kink test.
     """
     t = TOLERANCES
     err = grad - approx
@@ -107,7 +109,11 @@ def classify(
         np.abs(d1 - d0) <= t["persist"] * np.abs(d0)
     )
     is_kink = np.zeros(idx.size, bool)
-    if "fwd" in recheck:
+    if "clean" in recheck:
+        # the model knows where its kinks are: a bug only from two kink-free steps
+        persistent &= recheck["clean"]
+        is_kink = ~persistent & (recheck["crosses"] | ~recheck["clean"])
+    elif "fwd" in recheck:
         near = np.minimum(np.abs(g - recheck["fwd"]), np.abs(g - recheck["bwd"]))
         far = np.maximum(np.abs(g - recheck["fwd"]), np.abs(g - recheck["bwd"]))
         jump = np.abs(recheck["fwd"] - recheck["bwd"])

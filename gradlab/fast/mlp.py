@@ -344,6 +344,31 @@ class FastMLP:
         round-off, so any other rounding changes those digits)."""
         return self.layout.size * self.net.X.shape[1] <= TINY
 
+    def kink_radius(self, theta: np.ndarray, indices) -> np.ndarray:
+        """For each coordinate, the step below which ``J(theta + s e_i)`` crosses no ReLU kink.
+
+        ``inf`` for the output layer (no ReLU above it) and where no kink can be reached.
+        Steps at or above it may cross one: the finite difference is then not smooth there.
+        """
+        theta = np.asarray(theta)
+        indices = np.asarray(indices, dtype=np.intp).reshape(-1)
+        out = np.full(indices.size, np.inf)
+        if theta.dtype.kind != "f":
+            return out
+        base = self.base(theta)
+        for lyr in range(1, self.L):  # hidden layers only: the output layer has no ReLU
+            lay = base.layers[lyr]
+            pos = np.flatnonzero((indices >= lay.w_off) & (indices < lay.b_off + lay.n_out))
+            if pos.size == 0:
+                continue
+            loc = indices[pos] - lay.w_off
+            nw = lay.n_out * lay.n_in
+            is_w = loc < nw
+            i = np.where(is_w, loc // lay.n_in, loc - nw)
+            j = np.where(is_w, loc % lay.n_in, lay.n_in)
+            out[pos] = base.kink_step(lyr, i, j) / _SAFE
+        return out
+
     # -- helpers -----------------------------------------------------------------------------
     def flat_cost(self, vec: np.ndarray):
         """The model's own cost of a flat parameter vector (what the loop evaluates)."""
