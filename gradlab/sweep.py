@@ -296,9 +296,17 @@ def summarise(cells) -> dict[str, Any]:
         false_alarm_rate=("false_alarm_rate", "mean")).reset_index()
     means["score"] = (means["detection_rate"].fillna(0) - means["false_alarm_rate"].fillna(0)
                       ).round(12)
-    means["rank_eps"] = means["eps"].fillna(-1.0)  # ties go to the larger step; auto last
-    best = (means.sort_values(["model", "dtype", "method", "score", "rank_eps"],
-                              ascending=[True, True, True, False, False], kind="mergesort")
+    # ties go to the most accurate step: the smallest median difference on code with no bug
+    # (the bottom of the error-vs-eps V), then to the larger step; auto last
+    clean = per_cell[done & (per_cell["expected"] == "ok")]
+    accuracy = clean.groupby(["model", "dtype", "method", "eps_label"], sort=True)[
+        "cell_difference"].median().rename("accuracy").reset_index()
+    means = means.merge(accuracy, how="left", on=["model", "dtype", "method", "eps_label"])
+    means["accuracy"] = means["accuracy"].fillna(np.inf)
+    means["rank_eps"] = means["eps"].fillna(-1.0)
+    best = (means.sort_values(["model", "dtype", "method", "score", "accuracy", "rank_eps"],
+                              ascending=[True, True, True, False, True, False],
+                              kind="mergesort")
             .groupby(["model", "dtype", "method"], sort=True).head(1))
     best_eps = best[["model", "dtype", "method", "eps", "eps_label", "detection_rate",
                      "false_alarm_rate"]]
