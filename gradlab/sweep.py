@@ -18,6 +18,7 @@ import math
 import os
 import platform
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from .errors import GradlabError
 __all__ = [
     "CELL_COLUMNS", "TIMING_COLUMNS", "CELL_KEYS", "GROUP_PATTERN", "group_keys", "group_path",
     "check_params", "cells_of_group", "count_cells", "run_group", "write_group", "read_group",
-    "aggregate", "summarise", "atomic_write",
+    "aggregate", "summarise", "atomic_write", "ensure_writable",
 ]
 
 GROUP_PATTERN = "results/cells/{dtype}/seed{seed}/eps{eps}.json"
@@ -86,9 +87,14 @@ def count_cells(cfg: Mapping[str, Any]) -> int:
 
 
 # ----------------------------------------------------------------------------- running
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, source: str = "") -> str:
     text = f"{exc}" if isinstance(exc, GradlabError) else f"{type(exc).__name__}: {exc}"
-    return " ".join(text.split()) or type(exc).__name__
+    text = " ".join(text.split()) or type(exc).__name__
+    if source and source not in text:  # e.g. sys.exit() in a model file: name file, function
+        called = [f.f_code.co_name for f, _ in traceback.walk_tb(exc.__traceback__)
+                  if Path(f.f_code.co_filename) == Path(source)]
+        text = f"{source}: {called[0]}() raised {text}" if called else f"{source}: {text}"
+    return text
 
 
 def _spec(model: Mapping[str, Any], variant: str, seed: int, dtype: str):
@@ -142,8 +148,8 @@ def run_group(grid: Mapping[str, Any], dtype: str, seed: int, eps: float | str,
         try:
             problem = build_problem(_spec(model, variant, int(seed), dtype))
             truth = truth_of(problem)
-        except Exception as exc:  # a user's model that raises: record it, keep going
-            build_error = _one_line(exc)
+        except (Exception, SystemExit) as exc:  # a user's model that raises: record it
+            build_error = _one_line(exc, model["path"] or "")
         expected = "bug" if truth else "ok"
         for method in grid["methods"]:
             base = key | {"method": method, "eps": eps_value, "expected": expected}
@@ -154,8 +160,8 @@ def run_group(grid: Mapping[str, Any], dtype: str, seed: int, eps: float | str,
                     with np.errstate(all="ignore"):
                         result = check_problem(problem, method=method, eps=eps, seed=int(seed),
                                                threshold=threshold, estimates=estimates)
-                except Exception as exc:  # the cell fails, the group goes on
-                    error = _one_line(exc)
+                except (Exception, SystemExit) as exc:  # the cell fails, the group goes on
+                    error = _one_line(exc, model["path"] or "")
             seconds = time.perf_counter() - started
             cpu += time.process_time() - cpu_started
             for col in TIMING_COLUMNS:
@@ -208,6 +214,28 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def ensure_writable(directory: str | Path, target: str | Path | None = None) -> Path:
+    """Create ``directory`` if needed and prove a file can be created in it (then remove it).
+
+    Called before long work, so an unwritable output fails at once and writes nothing.
+
+    Raises:
+        GradlabError: ``cannot write TARGET: reason`` (``target`` defaults to the directory).
+    """
+    import tempfile
+
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".gradlab-probe", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise GradlabError(f"cannot write {target or directory}: {exc.strerror or exc}") \
+            from None
+    return directory
 
 
 def write_group(path: str | Path, payload: Mapping[str, Any]) -> Path:
@@ -366,12 +394,15 @@ def aggregate(files: Iterable[str | Path], cfg: Mapping[str, Any], out_dir: str 
     missing = sorted(planned - set(groups))
     if missing:
         raise GradlabError(f"{len(missing)} group file(s) missing, first: {missing[0]}")
+    out = Path(out_dir)
+    ensure_writable(out)  # before any table is written: all of them or none
+    if state:
+        ensure_writable(Path(state).parent, state)
     order = sorted(groups)
     cells = _sorted(_frame(_merge(groups, order, "cells", CELL_COLUMNS), CELL_COLUMNS),
                     [*CELL_KEYS, "block"])
     timing = _sorted(_frame(_merge(groups, order, "timing", TIMING_COLUMNS), TIMING_COLUMNS),
                      CELL_KEYS)
-    out = Path(out_dir)
     tables = {"cells": cells, "timing": timing, **summarise(cells)}
     for name, df in tables.items():
         atomic_write(out / f"{name}.parquet",

@@ -75,10 +75,11 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .config import eps_label
-    from .sweep import run_group, write_group
+    from .sweep import ensure_writable, run_group, write_group
 
     dtype, seed, eps = parse_group_args(args.dtype, args.seed, args.eps)
     cfg = _config(args, load_models=False)
+    ensure_writable(Path(args.out).parent, args.out)  # fail before the checks, not after
     started = time.time()
 
     def log(line: str) -> None:
@@ -111,6 +112,8 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import os
 
+    from .sweep import ensure_writable
+
     tables = Path(args.tables)
     if not (tables / "cells.parquet").is_file():
         raise UsageError(f"--tables {tables}: no cells.parquet there; run the sweep first "
@@ -123,18 +126,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise GradlabError(f"the report module cannot be imported ({exc})") from None
     out = Path(args.out)
     figures = Path(args.figures_dir) if args.figures_dir else None
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if figures is not None:
-            figures.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise GradlabError(f"cannot write {out.parent}: {exc.strerror or exc}") from None
+    ensure_writable(out.parent, out)  # before the report is built, not after
+    if figures is not None:
+        ensure_writable(figures)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}{out.suffix}")
     try:
         written = Path(build_report(tables, tmp, args.title, figures))
         os.replace(written, out)
-    except OSError as exc:
-        raise GradlabError(f"cannot write {out}: {exc.strerror or exc}") from None
+    except OSError as exc:  # name the figure that failed, else the report (not its temp file)
+        name = exc.filename2 or exc.filename  # a rename's target, else the file
+        failed = Path(str(name)) if name else tmp
+        where = out if failed.parent == tmp.parent else failed
+        raise GradlabError(f"cannot write {where}: {exc.strerror or exc}") from None
     finally:
         if tmp.exists():
             tmp.unlink()
