@@ -33,6 +33,13 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
 
+# Run by the main snakemake process, never submitted to a cluster (cheap, need every file).
+localrules:
+    aggregate,
+    report,
+    all,
+
+
 rule all:
     default_target: True
     input:

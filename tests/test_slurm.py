@@ -8,21 +8,24 @@ them the test skips with the reason, except under CI (``CI=true``) where it fail
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
-from test_workflow import TINY, make_copy, snake
+from test_workflow import ROOT, TINY, make_copy, snake
 
 TABLES = ("cells", "detection", "localisation", "best_eps")
 CONFIG = TINY | {
     "models": [m for m in TINY["models"] if m["name"] in ("seed-net", "mlp-small", "my_model")],
-    "seeds": [0, 1],
-    "epsilons": [1.0e-7],
+    "seeds": [0, 1, 2],
+    "epsilons": [1.0e-7, 1.0e-3],
     "report": {"title": "slurm sweep"},
 }
+PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
 
 
 def _cluster_problem() -> str | None:
@@ -51,11 +54,47 @@ def cluster():
         pytest.skip(f"no SLURM cluster: {problem}")
 
 
-def _completed_jobs() -> set[str]:
-    """IDs of the SLURM jobs that completed in the last day (from accounting)."""
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-S", "now-1days", "-o", "JobID,State"],
-                         capture_output=True, text=True, timeout=30)
-    return {line.split("|")[0] for line in out.stdout.splitlines() if "|COMPLETED" in line}
+def _jobs_in(workdir: Path) -> dict[str, str]:
+    """State of every SLURM job (allocation) submitted from ``workdir``, from accounting."""
+    cmd = ["sacct", "-n", "-X", "-P", "-S", "now-1days", "-o", "JobID,State,WorkDir"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    jobs = {}
+    for line in out.stdout.splitlines():
+        job_id, state, wd = line.split("|", 2)
+        if wd.rstrip("/") == str(workdir):
+            jobs[job_id] = state
+    return jobs
+
+
+def check_jobs(config: dict) -> int:
+    """check_group jobs of a sweep: one per dtype x seed x step."""
+    return len(config["dtypes"]) * len(config["seeds"]) * len(config["epsilons"])
+
+
+def expected_slurm_jobs(config: dict, profile: dict) -> int:
+    """SLURM jobs the profile makes of a sweep: check jobs packed N to a group, nothing else."""
+    group = profile["groups"]["check_group"]
+    return math.ceil(check_jobs(config) / profile["group-components"][group])
+
+
+def test_default_sweep_is_a_few_dozen_slurm_jobs():
+    """The profile's grouping turns the default sweep's check jobs (120) into a few dozen (24)."""
+    default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    assert check_jobs(default) >= 100
+    assert 10 <= expected_slurm_jobs(default, PROFILE) <= 50
+
+
+@pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+                    reason="snakemake-executor-plugin-slurm is not installed")
+def test_slurm_dry_run_shows_the_groups(tmp_path):
+    """Without a cluster: the profile's dry run packs the check jobs into the expected groups."""
+    env = make_copy(tmp_path)
+    (tmp_path / "small.yaml").write_text(yaml.safe_dump(CONFIG, sort_keys=False))
+    out = snake(tmp_path, env, "--profile", "profiles/slurm", "-n", config="small.yaml")
+    text = out.stdout + out.stderr
+    groups = text.split("Group job checks")[1:]
+    assert len(groups) == expected_slurm_jobs(CONFIG, PROFILE), text[-3000:]
+    assert sum(g.count("rule check_group:") for g in groups) == check_jobs(CONFIG)
 
 
 @pytest.mark.slow
@@ -69,12 +108,22 @@ def test_slurm_tables_identical_to_local(cluster, tmp_path):
     for wf in (local, remote):
         (wf / "small.yaml").write_text(yaml.safe_dump(CONFIG, sort_keys=False))
     snake(local, env_local, "--cores", "2", config="small.yaml")
-    before = _completed_jobs()
     out = snake(remote, env_remote, "--profile", "profiles/slurm", config="small.yaml",
                 timeout=900)
-    ran = _completed_jobs() - before
-    # every check group ran as a real SLURM job (2 seeds x 1 step here)
-    assert len(ran) >= 2, f"SLURM accounting shows {len(ran)} new jobs:\n{out.stderr[-3000:]}"
+    log = out.stdout + out.stderr
+    jobs = _jobs_in(remote.resolve())
+    # 6 check jobs, 5 to a group: exactly 2 SLURM jobs, all completed; nothing else submitted
+    expected = expected_slurm_jobs(CONFIG, PROFILE)
+    assert expected < check_jobs(CONFIG), "the small config must exercise the grouping"
+    assert len(jobs) == expected, f"SLURM accounting shows {jobs}, expected {expected} jobs:\n" \
+        f"{log[-3000:]}"
+    assert set(jobs.values()) == {"COMPLETED"}, jobs
+    # aggregate and report ran in the snakemake process (localrules), not on SLURM
+    for rule in ("aggregate", "report"):
+        assert f"localrule {rule}:" in log, log[-3000:]
+    logs = remote / ".snakemake" / "slurm_logs"
+    assert {p.name for p in logs.iterdir()} == {"group_checks_check_group"}
+    assert len(list(logs.rglob("*.log"))) == expected
     for name in TABLES:
         a = (local / "results" / "tables" / f"{name}.parquet").read_bytes()
         b = (remote / "results" / "tables" / f"{name}.parquet").read_bytes()
