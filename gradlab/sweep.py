@@ -227,6 +227,8 @@ def ensure_writable(directory: str | Path, target: str | Path | None = None) -> 
     import tempfile
 
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise GradlabError(f"cannot write {target or directory}: {directory} is not a directory")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".gradlab-probe", dir=directory)

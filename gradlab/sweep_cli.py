@@ -120,15 +120,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
                          "(snakemake --cores 2)")
     if not args.title.strip():
         raise UsageError("--title: give a non-empty title")
-    try:
-        from .report import build_report
-    except ImportError as exc:
-        raise GradlabError(f"the report module cannot be imported ({exc})") from None
     out = Path(args.out)
     figures = Path(args.figures_dir) if args.figures_dir else None
     ensure_writable(out.parent, out)  # before the report is built, not after
     if figures is not None:
         ensure_writable(figures)
+    try:
+        from .report import build_report
+    except ImportError as exc:
+        raise GradlabError(f"the report module cannot be imported ({exc})") from None
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}{out.suffix}")
     try:
         written = Path(build_report(tables, tmp, args.title, figures))
