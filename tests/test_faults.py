@@ -248,9 +248,9 @@ def test_tables_and_report_show_every_failure(byo):
 
 
 # ----------------------------------------------------------------------------- gradlab check
-@pytest.mark.parametrize("name", ["import_error", "syntax_error", "init_not_tuple",
-                                  "init_text_param", "cost_text", "cost_vector", "grad_raises",
-                                  "grad_list", "grad_wrong_key"])
+@pytest.mark.parametrize("name", ["import_error", "syntax_error", "init_raises",
+                                  "init_not_tuple", "init_text_param", "cost_text",
+                                  "cost_vector", "grad_raises", "grad_list", "grad_wrong_key"])
 def test_check_names_file_and_function_and_exits_2(tmp_path, name):
     (tmp_path / f"{name}.py").write_text(MODELS[name])
     line = one_error_line(gradlab("check", str(tmp_path / f"{name}.py")))
