@@ -28,9 +28,7 @@ from gradlab import __version__
 from gradlab.check import check_problem
 from gradlab.report.data import (
     CELL_KEYS,
-    derive_best_eps,
-    derive_detection,
-    derive_localisation,
+    derive_summaries,
     eps_label,
 )
 from gradlab.spec import ModelSpec, build_problem, truth_of
@@ -186,9 +184,8 @@ def make_tables(out_dir: Path, grid: Grid | None = None) -> Path:
                           "in_truth": bool})
     cells = cells.sort_values(CELL_KEYS + ["block"], kind="stable").reset_index(drop=True)
     _atomic_parquet(cells, out_dir / "cells.parquet")
-    _atomic_parquet(derive_detection(cells), out_dir / "detection.parquet")
-    _atomic_parquet(derive_localisation(cells), out_dir / "localisation.parquet")
-    _atomic_parquet(derive_best_eps(derive_detection(cells)), out_dir / "best_eps.parquet")
+    for name, table in derive_summaries(cells).items():
+        _atomic_parquet(table, out_dir / f"{name}.parquet")
     tim = pd.DataFrame(timing)
     tim["eps_label"] = [eps_label(e) for e in tim["eps"]]
     _atomic_parquet(tim, out_dir / "timing.parquet")

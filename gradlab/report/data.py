@@ -26,9 +26,7 @@ __all__ = [
     "load_tables",
     "eps_label",
     "cell_frame",
-    "derive_detection",
-    "derive_localisation",
-    "derive_best_eps",
+    "derive_summaries",
     "csv_data_uri",
     "flatten_run",
 ]
@@ -117,16 +115,16 @@ def load_tables(tables_dir: Path) -> Tables:
         if missing:
             t.notes.append(f"cells.parquet lacks the columns {', '.join(missing)}; ignored")
             t.cells = cells = None
-    if cells is not None:
-        if t.detection is None:
-            t.detection = derive_detection(cells)
-            t.derived.add("detection")
-        if t.localisation is None and {"flagged", "in_truth"} <= set(cells.columns):
-            t.localisation = derive_localisation(cells)
-            t.derived.add("localisation")
-    if t.best_eps is None and t.detection is not None and len(t.detection):
-        t.best_eps = derive_best_eps(t.detection)
-        t.derived.add("best_eps")
+    wanted = [n for n in ("detection", "localisation", "best_eps") if getattr(t, n) is None]
+    if cells is not None and wanted:
+        try:
+            derived = derive_summaries(cells)
+        except (KeyError, ValueError, TypeError) as exc:
+            t.notes.append(f"the summaries could not be derived from the cells ({exc})")
+        else:
+            for name in wanted:
+                setattr(t, name, _with_labels(derived[name]))
+                t.derived.add(name)
     return t
 
 
@@ -162,53 +160,11 @@ def cell_frame(cells: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def derive_detection(cells: pd.DataFrame) -> pd.DataFrame:
-    """Detection and false-alarm rates per model x dtype x variant x method x eps."""
-    cf = cell_frame(cells)
-    done = cf["status"] != "failed"
-    hit = (cf["cell_verdict"] == "bug").astype(float)
-    frame = cf.assign(
-        det=hit.where(done & (cf["expected"] == "bug")),
-        fa=hit.where(done & (cf["expected"] != "bug")),
-        failed=(~done).astype("int64"),
-    )
-    out = frame.groupby(SUMMARY_KEYS, dropna=False, sort=True).agg(
-        n_seeds=("seed", "nunique"), detection_rate=("det", "mean"),
-        false_alarm_rate=("fa", "mean"), failed=("failed", "sum")).reset_index()
-    out.insert(5, "eps_label", [eps_label(e) for e in out["eps"]])
-    return out
+def derive_summaries(cells: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The sweep's own summaries (detection, localisation, best eps) from the cells table."""
+    from ..sweep import summarise
 
-
-def derive_localisation(cells: pd.DataFrame) -> pd.DataFrame:
-    """Block precision and recall (flagged vs in_truth, pooled over seeds)."""
-    df = cells[_col(cells, "status", "done") != "failed"]
-    f = df["flagged"].fillna(False).astype(bool)
-    t = df["in_truth"].fillna(False).astype(bool)
-    g = df.assign(tp=f & t, fl=f, tr=t).groupby(SUMMARY_KEYS, dropna=False, sort=True).agg(
-        tp=("tp", "sum"), fl=("fl", "sum"), tr=("tr", "sum")).reset_index()
-    g["precision"] = (g["tp"] / g["fl"].where(g["fl"] > 0)).astype(float)
-    g["recall"] = (g["tp"] / g["tr"].where(g["tr"] > 0)).astype(float)
-    g.insert(5, "eps_label", [eps_label(e) for e in g["eps"]])
-    return g[[*SUMMARY_KEYS, "eps_label", "precision", "recall"]]
-
-
-def derive_best_eps(detection: pd.DataFrame) -> pd.DataFrame:
-    """Per model x dtype x method: the eps with the highest mean detection minus false alarms."""
-    rows = []
-    for key, g in detection.groupby(["model", "dtype", "method"], sort=True):
-        best = None
-        for eps, e in g.groupby("eps", dropna=False, sort=False):
-            det = float(e["detection_rate"].mean())  # NaN when no variant has a bug
-            fa = float(e["false_alarm_rate"].mean())
-            size = -1.0 if pd.isna(eps) else float(eps)
-            score = (round(np.nan_to_num(det) - np.nan_to_num(fa), 12), size)
-            if best is None or score > best[0]:
-                best = (score, eps, det, fa)
-        _, eps, det, fa = best
-        rows.append({"model": key[0], "dtype": key[1], "method": key[2], "eps": eps,
-                     "eps_label": eps_label(eps), "detection_rate": det,
-                     "false_alarm_rate": fa})
-    return pd.DataFrame(rows)
+    return summarise(cells)
 
 
 def csv_data_uri(df: pd.DataFrame, gzip_above: int = 1_500_000) -> tuple[str, str, int]:
