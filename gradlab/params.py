@@ -115,6 +115,16 @@ class Layout:
         """Pick each parameter's gradient out of ``grads`` (``dW1`` or ``W1``), shapes as given.
 
         Raises:
-            GradientKeyError: a parameter has no gradient entry.
+            GradientKeyError: a parameter has no gradient entry, or it is not numeric.
         """
-        return {n: np.asarray(grads[gradient_key(grads, n)]) for n in self.names}
+        out = {}
+        for n in self.names:
+            key = gradient_key(grads, n)
+            value = np.asarray(grads[key])
+            if value.dtype.kind not in "fiucb":
+                raise GradientKeyError(
+                    f"the gradient {key!r} is {type(grads[key]).__name__} (dtype {value.dtype});"
+                    " a numeric array is required"
+                )
+            out[n] = value
+        return out

@@ -259,8 +259,6 @@ def test_check_names_file_and_function_and_exits_2(tmp_path, name):
     assert str(tmp_path / f"{name}.py") in line
 
 
-@pytest.mark.xfail(strict=True, reason="gradlab check: SystemExit from a model's cost escapes "
-                   "the one-line error (exit 1, 'bug found'); cli.py / models/byo.py")
 def test_check_model_calling_sys_exit_exits_2(tmp_path):
     (tmp_path / "cost_exits.py").write_text(MODELS["cost_exits"])
     one_error_line(gradlab("check", str(tmp_path / "cost_exits.py")))

@@ -66,7 +66,7 @@ def _guard(fn: Callable[..., Any], where: str) -> Callable[..., Any]:
             return fn(*args)
         except ModelError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in a model is a model error too
             raise ModelError(f"{where} raised {type(exc).__name__}: {exc}") from exc
 
     return call
