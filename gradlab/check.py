@@ -227,8 +227,8 @@ def check_problem(
     theta = layout.flatten(problem.params)
     flat_cost, costs, engine_name = _evaluator(problem, layout, engine)
     counter = _Counter(costs)
-    # re-checks of suspect elements: the fast engine whenever the model has one (a tiny
-    # network's main estimate uses the loop only to reproduce the seed's digits exactly)
+    # noise probes and re-checks of suspect elements: the fast engine whenever the model has
+    # one (a tiny network's main estimate uses the loop only to reproduce the seed's digits)
     rechecker = counter
     if engine != "loop" and problem.fast is not None and engine_name != "fast":
         rechecker = _Counter(problem.fast.costs)
@@ -263,7 +263,7 @@ def check_problem(
             return _nonfinite_result(problem, layout, grads, meth, j0, notes, started,
                                      engine_name)
         h = choose_step(meth, counter, theta, j0, seed) if eps == "auto" else float(eps)
-        cost_noise = noise_level(counter, theta, j0, seed, step=h,
+        cost_noise = noise_level(rechecker, theta, j0, seed, step=h,
                                  blocks=list(layout.slices().values()),
                                  radius=getattr(problem.fast, "kink_radius", None))
         table = counter(theta, np.array(_stencil(meth, h)), np.arange(theta.size))
