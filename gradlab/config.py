@@ -48,7 +48,6 @@ DEFAULT_EPSILONS = [float(f"1e-{k:02d}") for k in range(1, 13)]
 DEFAULT_TITLE = "gradlab: where backprop fails"
 DEFAULT_MODELS: list[dict[str, Any]] = [
     {"name": "seed-net", "kind": "seed-net"},
-    {"name": "mlp-small", "kind": "mlp", "dims": [4, 5, 3, 1], "examples": 3},
     {"name": "mlp-dropout-l2", "kind": "mlp", "dims": [4, 5, 3, 1], "examples": 3,
      "lambda": 0.7, "keep_prob": 0.8},
     {"name": "linear1d", "kind": "linear1d"},
