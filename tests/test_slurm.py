@@ -54,15 +54,15 @@ def cluster():
         pytest.skip(f"no SLURM cluster: {problem}")
 
 
-def _jobs_in(workdir: Path) -> dict[str, str]:
-    """State of every SLURM job (allocation) submitted from ``workdir``, from accounting."""
-    cmd = ["sacct", "-n", "-X", "-P", "-S", "now-1days", "-o", "JobID,State,WorkDir"]
+def _jobs_in(workdir: Path) -> dict[str, tuple[str, int]]:
+    """State and CPUs of every SLURM job submitted from ``workdir``, from accounting."""
+    cmd = ["sacct", "-n", "-X", "-P", "-S", "now-1days", "-o", "JobID,State,AllocCPUS,WorkDir"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     jobs = {}
     for line in out.stdout.splitlines():
-        job_id, state, wd = line.split("|", 2)
+        job_id, state, cpus, wd = line.split("|", 3)
         if wd.rstrip("/") == str(workdir):
-            jobs[job_id] = state
+            jobs[job_id] = (state, int(cpus))
     return jobs
 
 
@@ -117,7 +117,8 @@ def test_slurm_tables_identical_to_local(cluster, tmp_path):
     assert expected < check_jobs(CONFIG), "the small config must exercise the grouping"
     assert len(jobs) == expected, f"SLURM accounting shows {jobs}, expected {expected} jobs:\n" \
         f"{log[-3000:]}"
-    assert set(jobs.values()) == {"COMPLETED"}, jobs
+    # each grouped job runs its members one at a time: it must ask for one member's CPUs
+    assert set(jobs.values()) == {("COMPLETED", PROFILE["resources"]["cpus_per_task"])}, jobs
     # aggregate and report ran in the snakemake process (localrules), not on SLURM
     for rule in ("aggregate", "report"):
         assert f"localrule {rule}:" in log, log[-3000:]
