@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 CELL_KEYS = ["model", "dtype", "variant", "seed", "method", "eps"]
-SUMMARY_KEYS = ["model", "dtype", "variant", "method", "eps"]
 TABLE_NAMES = ("cells", "detection", "localisation", "best_eps", "timing")
 METHOD_ORDER = ("forward", "central", "five-point", "complex-step")
 
