@@ -25,6 +25,14 @@ PARALLEL_MIN_SECONDS = 1.0
 _WORK: dict = {}  # what the forked workers read (inherited, never pickled)
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 class BatchEvaluator:
     """Perturbed costs through the model's ``cost_batch(list_of_params, X, Y) -> array``."""
 
@@ -74,8 +82,9 @@ class ParallelLoop:
 
     The first coordinates run in-process and are timed; if the rest is predicted to take more
     than :data:`PARALLEL_MIN_SECONDS` and the machine has more than one core, the remaining
-    coordinates are split into contiguous chunks evaluated by ``os.cpu_count()`` forked
-    workers (one BLAS thread each), and the results are put back in order. Not where fork()
+    coordinates are split into contiguous chunks evaluated by one forked worker per CPU this
+    process may use (``os.sched_getaffinity``: a SLURM allocation, not the whole node), one
+    BLAS thread each, and the results are put back in order. Not where fork()
     is unavailable or unsafe (torch, tensorflow or jax imported: their thread pools can hang
     a forked child).
     """
@@ -84,7 +93,7 @@ class ParallelLoop:
 
     def __init__(self, flat_cost, workers: int | None = None):
         self.f = flat_cost
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = workers or _usable_cpus()
         self.parallel_calls = 0
 
     def costs(self, theta, steps, indices):
