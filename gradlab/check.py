@@ -138,7 +138,7 @@ def _recheck(method, eps, costs, theta, idx, j0, grad, approx, bound, cost_noise
         out["clean"] = (reach * confirm_step < radius) & (reach * compare < radius)
     one_sided = [] if method.is_complex else [eps, -eps, eps / rho, -eps / rho]
     plan = [(key, h) for key, steps in (("confirm", confirm_step), ("second", second_step))
-            for h in np.unique(steps[np.isfinite(steps)])]
+            for h in sorted(set(steps[np.isfinite(steps)].tolist()))]
     wanted = list(dict.fromkeys(
         [s for _, h in plan for s in _stencil(method, h)] + one_sided))
     table = None

@@ -216,7 +216,7 @@ def noise_level(
     rng = np.random.default_rng(seed)
     if blocks:
         picks = [int(rng.integers(b.start, b.stop)) for b in blocks[:16] if b.stop > b.start]
-        idx = np.unique(np.array(picks, dtype=np.int64))
+        idx = np.array(sorted(set(picks)), dtype=np.int64)
     else:
         idx = np.sort(rng.choice(theta.size, size=min(3, theta.size), replace=False))
     cap = np.sqrt(u) * max(1.0, float(np.max(np.abs(np.real(theta[idx])))))
@@ -226,13 +226,15 @@ def noise_level(
         # farthest from a kink and keep the points inside its kink-free radius
         picks = []
         for b in blocks[:16]:
-            if b.stop > b.start:
+            if b.stop > b.start:  # a random sample of at most 64 coordinates per block
                 span = np.arange(b.start, b.stop)
+                if span.size > 64:
+                    span = np.sort(rng.choice(span, size=64, replace=False))
                 picks.append(int(span[np.argmax(radius(theta, span))]))
         idx = np.array(picks, dtype=np.int64)
         delta = np.minimum(delta[0], radius(theta, idx) / 5)
     found = []
-    for d in np.unique(delta[delta > 0]):
+    for d in sorted(set(delta[delta > 0].tolist())):
         cols = idx[delta == d]
         table = np.real(costs(theta, np.arange(-4, 5) * d, cols)).astype(np.float64)
         found += [_ecnoise(col) for col in table.T if np.all(np.isfinite(col))]
@@ -268,7 +270,8 @@ def choose_step(
         grid, rows = grid[good], rows[good]
     if len(grid) < 3:
         return float(grid[-1])
-    scale = np.median(np.abs(rows), axis=0) + 1e-300
+    ordered = np.sort(np.abs(rows), axis=0)  # np.median would import numpy.ma (slow start)
+    scale = ordered[(len(ordered) - 1) // 2] + 1e-300
     jumps = np.sum(np.abs(np.diff(rows, axis=0)) / scale, axis=1)
     score = np.maximum(jumps[:-1], jumps[1:])
     return float(grid[1 + int(np.argmin(score))])

@@ -56,6 +56,14 @@ _F64 = np.float64
 TINY = 2000  # parameters x examples at or below which check_problem uses the loop
 
 
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct integers (np.unique imports numpy.ma on first use: slow start-up)."""
+    if values.size == 0:
+        return values
+    ordered = np.sort(values)
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+
+
 def _relu_delta(z: np.ndarray, dz: np.ndarray) -> np.ndarray:
     """``relu(z + dz) - relu(z)`` for real arrays, exact where no kink is crossed."""
     zn = z + dz
@@ -234,7 +242,7 @@ class _Base:
         if lay.r_exact is None:
             lay.r_exact = np.zeros_like(self.Z[lyr])
             lay.r_done = np.zeros(lay.n_out, bool)
-        todo = np.unique(rows[~lay.r_done[rows]])
+        todo = _distinct(rows[~lay.r_done[rows]])
         if todo.size == 0:
             return lay.r_exact
         radius = self.zmask(lyr)[todo].copy()
@@ -270,7 +278,7 @@ class _Base:
                 lay.inv_a = 1 / np.abs(lay.a_aug)
         flat = i * (lay.n_in + 1) + j
         tau = lay.tau.reshape(-1)
-        todo = np.unique(flat[np.isnan(tau[flat])])
+        todo = _distinct(flat[np.isnan(tau[flat])])
         if todo.size:
             ti, tj = np.divmod(todo, lay.n_in + 1)
             r = self.exact_radius(lyr, ti)
