@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import lookup
 from .models.mlp import MLP, Backprop
 
 __all__ = ["Bug", "CATALOGUE", "get_bug", "ground_truth", "variant_names"]
@@ -165,12 +166,7 @@ def get_bug(name: str) -> Bug:
     Raises:
         ValueError: unknown name (the message lists the known ones).
     """
-    try:
-        return CATALOGUE[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown variant {name!r}; choose one of: {', '.join(CATALOGUE)}"
-        ) from None
+    return lookup(CATALOGUE, name, "variant")
 
 
 def ground_truth(net: MLP, bug: Bug) -> dict[str, float]:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["GradlabError", "ModelError", "UsageError"]
+from collections.abc import Mapping
+from typing import TypeVar
+
+__all__ = ["GradlabError", "ModelError", "UsageError", "lookup"]
+
+T = TypeVar("T")
 
 
 class GradlabError(Exception):
@@ -15,3 +20,11 @@ class UsageError(GradlabError, ValueError):
 
 class ModelError(GradlabError):
     """A model (usually the user's own file) does not behave as gradlab needs."""
+
+
+def lookup(table: Mapping[str, T], name: str, what: str) -> T:
+    """``table[name]``, or a ValueError naming the unknown ``what`` and the known names."""
+    try:
+        return table[name]
+    except KeyError:
+        raise ValueError(f"unknown {what} {name!r}; choose one of: {', '.join(table)}") from None

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import lookup
+
 __all__ = [
     "Method",
     "METHODS",
@@ -85,12 +87,7 @@ def get_method(name: str) -> Method:
     Raises:
         ValueError: unknown name (the message lists the known ones).
     """
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown method {name!r}; choose one of: {', '.join(METHODS)}"
-        ) from None
+    return lookup(METHODS, name, "method")
 
 
 def machine_eps(dtype: np.dtype) -> float:

@@ -32,14 +32,7 @@ from gradlab.sweep_cli import parse_group_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
-RAISES = """import numpy as np
-def init(seed):
-    return {"w": np.ones(3)}, None, None
-def cost(p, X, Y):
-    raise ZeroDivisionError("division by zero in my layer")
-def gradients(p, X, Y):
-    return {"dw": np.ones(3)}
-"""
+RAISES = (Path(__file__).resolve().parent / "models" / "raises.py").read_text()
 NAN_COST = """import numpy as np
 def init(seed):
     return {"w": -np.ones(2)}, None, None

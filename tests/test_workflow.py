@@ -24,14 +24,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("Snakefile", "workflow", "config", "profiles", "examples")
-RAISES = """import numpy as np
-def init(seed):
-    return {"w": np.ones(3)}, None, None
-def cost(p, X, Y):
-    raise ZeroDivisionError("division by zero in my layer")
-def gradients(p, X, Y):
-    return {"dw": np.ones(3)}
-"""
+RAISES = (Path(__file__).resolve().parent / "models" / "raises.py").read_text()
 TINY = {
     "models": [
         {"name": "seed-net", "kind": "seed-net"},
