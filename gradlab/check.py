@@ -16,18 +16,19 @@ from .errors import ModelError, UsageError
 from .fast.blas import fast_problems_single_thread
 from .finite_diff import (
     METHODS,
-    Method,
     choose_step,
+    combine,
     complex_safety,
     get_method,
     loop_costs,
     machine_eps,
     noise_level,
+    stencil,
 )
 from .params import GradientKeyError, Layout
 from .problem import CostFn, GradFn, Problem
 from .result import BlockResult, CheckResult, relative_difference
-from .verdict import TOLERANCES, ElementClasses, classify, diagnose, noise_bound
+from .verdict import TOLERANCES, classify, diagnose, noise_bound
 
 __all__ = ["check", "check_problem", "assert_gradients"]
 
@@ -93,21 +94,6 @@ def _cost_name(problem: Problem) -> str:
     return f"{problem.source}: cost()" if problem.source else "cost()"
 
 
-def _stencil(method: Method, eps: float) -> list[complex | float]:
-    return [o * eps for o in method.offsets]
-
-
-def _combine(method: Method, eps: float, rows: list[np.ndarray], j0: float) -> np.ndarray:
-    if method.is_complex:
-        return np.imag(rows[0]) / eps
-    total = np.zeros(rows[0].shape)
-    for w, row in zip(method.weights, rows, strict=True):
-        total += w * np.real(row)
-    if method.center:
-        total += method.center * j0
-    return total / eps
-
-
 def _recheck(method, eps, costs, theta, idx, j0, grad, approx, bound, cost_noise, u,
              radius=None):
     """Re-evaluate the suspect coordinates to tell bugs from truncation, round-off and kinks.
@@ -140,17 +126,17 @@ def _recheck(method, eps, costs, theta, idx, j0, grad, approx, bound, cost_noise
     plan = [(key, h) for key, steps in (("confirm", confirm_step), ("second", second_step))
             for h in sorted(set(steps[np.isfinite(steps)].tolist()))]
     wanted = list(dict.fromkeys(
-        [s for _, h in plan for s in _stencil(method, h)] + one_sided))
+        [s for _, h in plan for s in stencil(method, h)] + one_sided))
     table = None
     if len(wanted) * idx.size <= _RECHECK_BATCH:  # few suspects: one call for every step
         table = dict(zip(wanted, costs(theta, np.array(wanted), idx), strict=True))
     for key, h in plan:
         sel = np.flatnonzero((confirm_step if key == "confirm" else second_step) == h)
         if table is not None:
-            rows = [table[s][sel] for s in _stencil(method, h)]
+            rows = [table[s][sel] for s in stencil(method, h)]
         else:
-            rows = list(costs(theta, np.array(_stencil(method, h)), idx[sel]))
-        est = _combine(method, h, rows, j0)
+            rows = list(costs(theta, np.array(stencil(method, h)), idx[sel]))
+        est = combine(method, h, rows, j0)
         out[key][sel] = est
         if key == "confirm":
             out["bound_confirm"][sel] = noise_bound(
@@ -266,8 +252,8 @@ def check_problem(
         cost_noise = noise_level(rechecker, theta, j0, seed, step=h,
                                  blocks=list(layout.slices().values()),
                                  radius=getattr(problem.fast, "kink_radius", None))
-        table = counter(theta, np.array(_stencil(meth, h)), np.arange(theta.size))
-        approx = _combine(meth, h, list(table), j0)
+        table = counter(theta, np.array(stencil(meth, h)), np.arange(theta.size))
+        approx = combine(meth, h, list(table), j0)
         if estimates is not None:
             estimates[key] = (meth, eps, list(notes), h, cost_noise, approx)
     u = machine_eps(theta.dtype)
@@ -330,10 +316,9 @@ def check_problem(
         local = np.flatnonzero((suspects >= sl.start) & (suspects < sl.stop)).tolist()
         sub = None
         if local and recheck_all is not None:
+            # classify() finds the same suspects (same test), in the same order
             sub = {k: v[local] for k, v in recheck_all.items()}
-            sus_mask = np.zeros(a.size, bool)
-            sus_mask[[int(suspects[k]) - sl.start for k in local]] = True
-            classes = _classify_subset(g, a, bound[sl], sus_mask, sub)
+            classes = classify(g, a, bound[sl], sub)
         else:
             classes = classify(g, a, bound[sl], None)
         truncation_total += int(classes.truncation.sum())
@@ -374,15 +359,6 @@ def check_problem(
         evaluations=counter.count + (rechecker.count if rechecker is not counter else 0),
         seconds=time.perf_counter() - started, notes=notes,
     )
-
-
-def _classify_subset(g, a, bound, sus_mask, sub) -> ElementClasses:
-    """Run :func:`classify` with re-check data for exactly the suspects in ``sus_mask``."""
-    classes = classify(g, a, bound, sub)
-    # classify() recomputes the suspects; they coincide with sus_mask by construction.
-    if not np.array_equal(classes.suspect, sus_mask):  # pragma: no cover - defensive
-        raise AssertionError("suspect sets disagree")
-    return classes
 
 
 def _overall(blocks: list[BlockResult]) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +27,8 @@ __all__ = [
     "get_method",
     "loop_costs",
     "estimate",
+    "stencil",
+    "combine",
     "noise_level",
     "choose_step",
     "complex_safety",
@@ -159,12 +161,21 @@ def estimate(
     Returns:
         Float64 array, one estimate per index.
     """
-    steps = np.array([o * eps for o in method.offsets])
-    values = costs(theta, steps, indices)
+    values = costs(theta, np.array(stencil(method, eps)), indices)
+    return combine(method, eps, list(values), j0)
+
+
+def stencil(method: Method, eps: float) -> list[complex | float]:
+    """The absolute steps at which ``method`` evaluates the cost for step ``eps``."""
+    return [o * eps for o in method.offsets]
+
+
+def combine(method: Method, eps: float, rows: list[np.ndarray], j0: float) -> np.ndarray:
+    """The estimates from the costs at the stencil's steps (one row per step, in order)."""
     if method.is_complex:
-        return np.imag(values[0]) / eps
-    total = np.zeros(len(indices))
-    for w, row in zip(method.weights, values, strict=True):
+        return np.imag(rows[0]) / eps
+    total = np.zeros(np.shape(rows[0]))
+    for w, row in zip(method.weights, rows, strict=True):
         total += w * np.real(row)
     if method.center:
         total += method.center * j0
@@ -312,14 +323,3 @@ def complex_safety(
             f"complex-step slope {d_complex:.6g} vs central difference {d_central:.6g}"
         )
     return None
-
-
-def dedupe_steps(parts: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Merge step lists into one array of unique steps, with index maps back to each part."""
-    flat = np.concatenate([np.asarray(p) for p in parts])
-    uniq, inverse = np.unique(flat, return_inverse=True)
-    maps, start = [], 0
-    for p in parts:
-        maps.append(inverse[start : start + len(p)])
-        start += len(p)
-    return uniq, maps
