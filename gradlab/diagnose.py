@@ -48,17 +48,22 @@ def rearrangement(g: np.ndarray, a: np.ndarray) -> str | None:
     """
     if g.ndim == 0 or g.ndim > 4 or g.size < 2:
         return None
-    tol = TOLERANCES["pattern_fit"] * max(float(np.linalg.norm(a)), 1e-300)
+    # the rearranged estimate must match backprop and explain the discrepancy
+    tol = TOLERANCES["pattern_fit"] * min(float(np.linalg.norm(a)),
+                                          float(np.linalg.norm(g - a)) / TOLERANCES["pattern_fit"]
+                                          * TOLERANCES["scale_fit"])
+    order = np.arange(a.size).reshape(a.shape)
     for perm in itertools.permutations(range(g.ndim)):
         if tuple(a.shape[p] for p in perm) != a.shape:
             continue
-        moved = np.transpose(a, perm)
         for n_flip in range(g.ndim + 1):
-            for axes in itertools.combinations(range(g.ndim), n_flip):
-                if perm == tuple(range(g.ndim)) and not axes:
-                    continue  # the identity
-                cand = np.flip(moved, axis=axes) if axes else moved
-                if np.linalg.norm(g - cand) <= tol:
+            for axes in itertools.combinations(
+                    [ax for ax in range(g.ndim) if a.shape[ax] > 1], n_flip):
+                moved = np.transpose(order, perm)
+                moved = np.flip(moved, axis=axes) if axes else moved
+                if np.array_equal(moved, order):
+                    continue  # the identity (size-1 axes moved or flipped)
+                if np.linalg.norm(g - a.reshape(-1)[moved]) <= tol:
                     return _describe(perm, axes, g.ndim)
     return None
 

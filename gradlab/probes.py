@@ -140,7 +140,8 @@ def choose_steps(
     coordinates; for each coordinate, a step scores the larger relative jump of its estimate to
     the neighbouring steps; the block takes the step with the smallest median score, so a
     coordinate that sits on a kink (jumps at every step larger than its distance to the kink)
-    does not drag the step down. The complex step has no round-off arm: ``default_eps``.
+    does not drag the step down; a score is never below the rounding of J over the step. The
+    complex step has no round-off arm: ``default_eps``.
     """
     if method.is_complex:
         return np.full(len(coords), method.default_eps)
@@ -159,6 +160,10 @@ def choose_steps(
     informative = scale > 0  # a coordinate with an exactly zero derivative says nothing
     jumps = np.abs(np.diff(rows, axis=0)) / np.where(informative, scale, 1.0)
     score = np.maximum(jumps[:-1], jumps[1:])  # interior steps x coordinates
+    # the round-off arm is at least one rounding of J over the step: estimates that agree
+    # exactly at tiny steps (the cost's change quantised to the same few ulps) score no better
+    floor = u * max(abs(float(j0)), 1e-300) / grid[1:-1, None]
+    score = np.maximum(score, floor / np.where(informative, scale, 1.0))
     every = _v_bottom(grid, score[:, informative], method.default_eps)
     out = np.full(len(coords), every)
     start = 0
@@ -172,8 +177,12 @@ def choose_steps(
 
 
 def _v_bottom(grid: np.ndarray, score: np.ndarray, fallback: float) -> float:
-    """The interior step of ``grid`` with the smallest median score over the coordinates."""
+    """The interior step of ``grid`` with the smallest median score over the coordinates.
+
+    The upper median: with two coordinates the worse one counts, so that a chance exact
+    agreement of two tiny-step estimates cannot pull the step down.
+    """
     if score.shape[1] == 0:
         return fallback
-    median = np.sort(score, axis=1)[:, (score.shape[1] - 1) // 2]
+    median = np.sort(score, axis=1)[:, score.shape[1] // 2]
     return float(grid[1 + int(np.argmin(median))])

@@ -18,7 +18,7 @@ import numpy as np
 
 from .verdict import TOLERANCES
 
-__all__ = ["taylor_rate"]
+__all__ = ["taylor_rates", "taylor_says_wrong"]
 
 
 def _curvature_steady(curv: list[float], clear: list[bool]) -> bool:
@@ -31,7 +31,7 @@ def _curvature_steady(curv: list[float], clear: list[bool]) -> bool:
     return max(abs(c) for c in seen) <= 2 * min(abs(c) for c in seen)
 
 
-def taylor_rate(
+def taylor_rates(
     flat_cost: Callable[[np.ndarray], float],
     theta: np.ndarray,
     j0: float,
@@ -39,8 +39,8 @@ def taylor_rate(
     coords: np.ndarray,
     cost_noise: float,
     seed: int = 0,
-) -> float | None:
-    """The convergence rate of the first-order Taylor remainder along the block ``coords``.
+) -> list[float]:
+    """The convergence rates of the first-order Taylor remainder along the block ``coords``.
 
     Args:
         flat_cost: J of a flat parameter vector; theta, j0: the point and J there.
@@ -50,13 +50,13 @@ def taylor_rate(
         seed: draws the direction.
 
     Returns:
-        The rate at the smallest pair of steps whose remainders are at least
-        ``taylor_signal`` x the noise (about 2 or more for a right gradient, 1 for a wrong
-        one), or ``None`` when no pair stands clear of the noise or the cost is not smooth
-        along the direction.
+        The rate between each pair of successive steps whose remainders are at least
+        ``taylor_signal`` x the noise, largest steps first (about 2 or more for a right
+        gradient, 1 for a wrong one); empty when no pair stands clear of the noise or the
+        cost is not smooth along the direction.
     """
     if coords.size == 0:
-        return None
+        return []
     rng = np.random.default_rng(seed + 11)
     v = np.zeros(theta.size)
     v[coords] = rng.standard_normal(coords.size)
@@ -78,9 +78,16 @@ def taylor_rate(
         curv.append(second / h**2)
         clear.append(abs(second) >= signal)
     if not all(np.isfinite(rests)) or not _curvature_steady(curv, clear):
-        return None
-    rate = None
-    for i in range(len(steps) - 1):
-        if rests[i + 1] >= signal and rests[i] > 0:
-            rate = math.log2(rests[i] / rests[i + 1])
-    return rate
+        return []
+    return [math.log2(rests[i] / rests[i + 1]) for i in range(len(steps) - 1)
+            if rests[i + 1] >= signal and rests[i] > 0]
+
+
+def taylor_says_wrong(rates: list[float]) -> bool:
+    """Every clear pair of steps shows a first-order remainder (rate 1), at least three of them.
+
+    Strict on purpose: many small kinks along the direction (a ReLU network) bend the rate to
+    between 1 and 2, which must never be read as a bug.
+    """
+    bound = TOLERANCES["taylor_bug_rate"]
+    return len(rates) >= 3 and all(2 - bound <= r <= bound for r in rates)

@@ -46,9 +46,9 @@ TOLERANCES: dict[str, float] = {
     "scale_fit": 0.02,  # g = k a explains the block when |g - k a| < this x |g - a|
     "pattern_fit": 1e-3,  # a permutation/flip of the estimate matches g within this (relative)
     "subgradient_slack": 0.1,  # backprop within the one-sided slopes, +- this x their jump
-    "useful_limit": 1e-2,  # a block that cannot see a relative error this large: inconclusive
+    "useful_limit": 0.1,  # a block that cannot see a relative error this large: inconclusive
     "weak_limit": 1e-4,  # evidence this coarse gets the Taylor test as a second opinion
-    "taylor_bug_rate": 1.5,  # a Taylor remainder shrinking slower than h**this: g is wrong
+    "taylor_bug_rate": 1.15,  # remainders shrinking like h**(1 +- this - 1) at every step: wrong
     "taylor_ladder": 4.0,  # h = h0, h0/2, ... : this many halvings
     "taylor_signal": 100.0,  # remainders used only when this many times the cost noise
 }
@@ -62,6 +62,7 @@ class ElementClasses:
     bug: np.ndarray
     kink: np.ndarray
     truncation: np.ndarray
+    resolution: np.ndarray  # the noise bound in force: at eps, or at the re-check steps
 
 
 def noise_bound(
@@ -89,14 +90,17 @@ def noise_bound(
     return roundoff * cost_noise / eps + step_repr + g_round
 
 
-def detection_limit(bound: np.ndarray, grad: np.ndarray, approx: np.ndarray) -> float:
+def detection_limit(bound: np.ndarray, grad: np.ndarray, approx: np.ndarray,
+                    typical: float = 0.0) -> float:
     """The smallest relative error ``||e|| / ||a||`` of a block that the check is sure to see.
 
     An error ``e`` with every ``|e_i| <= safety * r_i`` has ``||e|| <= safety * ||r||``, so any
     larger error makes at least one element suspect. Relative to the larger of the numerical
-    and the backprop gradient's norm (``inf`` when both are zero: nothing to compare).
+    and the backprop gradient's norm, and of ``typical``: the norm a block of this size has
+    when its elements are as large as the model's gradient elements on average (a block whose
+    gradient is zero, a dead unit's, is judged against the model's scale, not against zero).
     """
-    scale = max(float(np.linalg.norm(approx)), float(np.linalg.norm(grad)))
+    scale = max(float(np.linalg.norm(approx)), float(np.linalg.norm(grad)), typical)
     if scale == 0.0:
         return 0.0 if not np.any(bound) else float("inf")
     return float(TOLERANCES["safety"] * np.linalg.norm(bound) / scale)
@@ -158,7 +162,7 @@ def classify(
     bug, kink, trunc = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
     if not suspect.any() or recheck is None:
         bug[:] = suspect
-        return ElementClasses(suspect, bug, kink, trunc)
+        return ElementClasses(suspect, bug, kink, trunc, bound)
     idx = np.flatnonzero(suspect)
     g, d0 = grad[idx], err[idx]
     d1 = g - recheck.confirm
@@ -176,4 +180,11 @@ def classify(
     bug[idx] = persistent & ~is_kink
     kink[idx] = is_kink
     trunc[idx] = ~persistent & ~is_kink
-    return ElementClasses(suspect, bug, kink, trunc)
+    # a re-checked element could hide an error below its re-check noise, or below the change
+    # of its truncation between the two re-check steps (the persistence test)
+    # (an element found wrong needs no such allowance)
+    resolution = bound.copy()
+    resolution[idx] = np.where(bug[idx], bound[idx], np.maximum.reduce([
+        bound[idx], np.nan_to_num(recheck.bound_confirm),
+        np.abs(d1 - d2) / (t["persist"] * t["safety"])]))
+    return ElementClasses(suspect, bug, kink, trunc, resolution)

@@ -342,7 +342,8 @@ def at_a_glance(best: dict, grids: list[dict], bottoms: dict, cf: pd.DataFrame |
 
     Trust words: ``trust`` (no false alarm, detection >= 90%), ``weak`` (no false alarm, lower
     detection), ``no false alarm`` (a model with no bug variant), ``do not trust`` (false
-    alarms), ``inconclusive`` (NaN or inf, or a step that cannot see a bug), ``failed`` (no cell finished).
+    alarms), ``inconclusive`` (NaN or inf, or a step that cannot see a bug), ``failed`` (no
+    cell finished).
     """
     out = []
     for (model, dtype) in sorted({(k[0], k[1]) for k in best}):
