@@ -26,16 +26,19 @@ from .errors import UsageError
 from .fast.blas import fast_problems_single_thread
 from .finite_diff import METHODS, Method, combine, complex_safety, get_method, stencil
 from .judge import BlockInput, factor_hints, judge_block
+from .localise import judge_screened
 from .prepare import Estimate, Run, prepare
 from .probes import block_noise, choose_steps, probe_coordinates
 from .problem import CostFn, GradFn, Problem
 from .result import BlockResult, CheckResult, relative_difference
+from .verdict import TOLERANCES
 
 __all__ = ["check", "check_problem", "assert_gradients"]
 
 
-def _estimate(run: Run, meth: Method, eps: float | str, seed: int) -> Estimate:
-    """Steps, noise and the estimate of every element (per-block steps when eps is auto)."""
+def _estimate(run: Run, meth: Method, eps: float | str, seed: int, localise: str) -> Estimate:
+    """Steps, noise, and the estimate of every element of the blocks checked element by
+    element (per-block steps when eps is auto; NaN for the blocks left to the screen)."""
     notes: list[str] = []
     theta, j0 = run.theta, run.j0
     if meth.is_complex and run.problem.complex_safe is not True:
@@ -53,13 +56,23 @@ def _estimate(run: Run, meth: Method, eps: float | str, seed: int) -> Estimate:
     else:
         steps = np.full(len(blocks), float(eps))
     noise = block_noise(run.rechecker, theta, j0, coords, steps, radius)
-    approx = np.empty(theta.size)
-    for h in np.unique(steps):
-        idx = np.concatenate([np.arange(b.start, b.stop) for b, s in zip(blocks, steps,
-                                                                          strict=True) if s == h])
-        table = run.counter(theta, np.array(stencil(meth, float(h))), idx)
-        approx[idx] = combine(meth, float(h), list(table), j0)
-    return Estimate(meth, steps, noise, approx, notes)
+    sizes = np.array([b.stop - b.start for b in blocks])
+    screened = (sizes > TOLERANCES["screen_min_block"]) if localise in ("failing", "none") \
+        else np.zeros(len(blocks), bool)
+    est = Estimate(meth, steps, noise, np.full(theta.size, np.nan), notes, screened)
+    for h in np.unique(steps[~screened]):
+        _fill(run, est, [b for b, s in enumerate(steps) if s == h and not screened[b]])
+    return est
+
+
+def _fill(run: Run, est: Estimate, which: list[int]) -> None:
+    """Estimate every element of the blocks ``which`` (all with the same step), in one call."""
+    blocks = list(run.layout.slices().values())
+    h = float(est.steps[which[0]])
+    idx = np.concatenate([np.arange(blocks[b].start, blocks[b].stop) for b in which])
+    table = run.counter(run.theta, np.array(stencil(est.method, h)), idx)
+    est.approx[idx] = combine(est.method, h, list(table), float(np.real(run.j0)))
+    est.screened[which] = False
 
 
 @fast_problems_single_thread
@@ -71,6 +84,7 @@ def check_problem(
     engine: str = "auto",
     seed: int = 0,
     estimates: dict | None = None,
+    localise: str = "auto",
 ) -> CheckResult:
     """Check a problem's gradients against finite differences.
 
@@ -86,6 +100,11 @@ def check_problem(
             variants of one network, which differ only in the backward): the steps, the noise
             and the finite-difference estimates are computed once per (method, eps, seed) and
             reused. Never share it between different costs or points.
+        localise: ``all``: every element of every block estimated (2 evaluations per element
+            for central differences); ``failing``: blocks larger than ``screen_min_block`` are
+            screened along random directions and only failing ones localised
+            (:mod:`gradlab.screen`); ``none``: screened, not localised; ``auto`` (default):
+            ``all`` for models with a fast engine or a fixed threshold, else ``failing``.
 
     Returns:
         A :class:`CheckResult`.
@@ -97,13 +116,14 @@ def check_problem(
     """
     started = time.perf_counter()
     meth = _method(method, eps, threshold)
+    localise = _localise(localise, problem, threshold)
     run = prepare(problem, engine)
     if not np.isfinite(run.j0):
         return _nonfinite_result(run, meth, started)
-    key = (method, eps, seed)
+    key = (method, eps, seed, localise)
     est = estimates.get(key) if estimates is not None else None
     if est is None:
-        est = _estimate(run, meth, eps, seed)
+        est = _estimate(run, meth, eps, seed, localise)
         if estimates is not None:
             estimates[key] = est
     run.notes[:0] = est.notes
@@ -111,9 +131,28 @@ def check_problem(
     blocks = []
     for b, (name, shape) in enumerate(zip(run.layout.names, run.layout.shapes, strict=True)):
         blk = BlockInput(name, tuple(shape), run.layout.slices()[name], run.grads[name],
-                     float(est.steps[b]), float(est.noise[b]))
-        blocks.append(judge_block(run, est, blk, threshold, hints, seed))
-    return _assemble(run, est, blocks, threshold, eps == "auto", started)
+                         float(est.steps[b]), float(est.noise[b]))
+        result = None
+        if est.screened[b]:
+            result = judge_screened(run, est.method, blk, hints, seed, localise == "failing")
+            if result is None:  # the screen could not settle it: every element, this block
+                _fill(run, est, [b])
+        blocks.append(result or judge_block(run, est, blk, threshold, hints, seed))
+    out = _assemble(run, est, blocks, threshold, eps == "auto", started)
+    out.localise = localise
+    return out
+
+
+LOCALISE = ("auto", "failing", "all", "none")
+
+
+def _localise(localise: str, problem: Problem, threshold: float | None) -> str:
+    """Resolve ``auto``; reject unknown values."""
+    if localise not in LOCALISE:
+        raise UsageError(f"unknown localise {localise!r}; choose one of: {', '.join(LOCALISE)}")
+    if localise != "auto":
+        return localise
+    return "all" if problem.fast is not None or threshold is not None else "failing"
 
 
 def _method(method: str, eps: float | str, threshold: float | None) -> Method:
@@ -143,14 +182,18 @@ def _assemble(run: Run, est: Estimate, blocks: list[BlockResult], threshold: flo
     for b in blocks:
         sl = run.layout.slices()[b.name]
         if b.verdict not in ("shape-mismatch", "non-finite"):
-            mask[sl] = True
+            mask[sl] = np.isfinite(approx[sl])  # screened blocks: their sampled elements
         g_all.append(np.asarray(run.grads[b.name], np.float64).reshape(-1)
                      if run.grads[b.name].size == sl.stop - sl.start
                      else np.zeros(sl.stop - sl.start))
-        if np.isfinite(b.threshold) and b.threshold:  # back to safety x ||bound|| of the block
+        if b.checked_by == "elements" and np.isfinite(b.threshold) and b.threshold:
+            # back to safety x ||bound|| of the block
             allowed.append(b.threshold * (np.linalg.norm(g_all[-1]) + np.linalg.norm(approx[sl])))
+        else:
+            mask[sl] = False  # a screened block: its own (directional) difference counts
     g_flat = np.concatenate(g_all) if g_all else np.zeros(0)
-    overall = relative_difference(g_flat[mask], approx[mask]) if mask.any() else float("nan")
+    overall = relative_difference(g_flat[mask], approx[mask]) if mask.any() else max(
+        (b.difference for b in blocks if np.isfinite(b.difference)), default=float("nan"))
     scale = np.linalg.norm(g_flat[mask]) + np.linalg.norm(approx[mask])
     thr = float(threshold) if threshold is not None else float(
         np.sqrt(np.sum(np.square(allowed))) / max(scale, 1e-300))
@@ -208,6 +251,7 @@ def check(
     threshold: float | None = None,
     engine: str = "auto",
     seed: int = 0,
+    localise: str = "auto",
 ) -> CheckResult:
     """Check ``gradients`` against finite differences of ``cost`` at ``params``.
 
@@ -222,6 +266,8 @@ def check(
         threshold: fixed relative-difference threshold instead of the measured noise floor.
         engine: ``auto`` or ``loop`` (plain one-coordinate-at-a-time reference).
         seed: seeds the random probes.
+        localise: ``auto`` (default: ``failing``), ``failing``, ``all`` or ``none``; see
+            :func:`check_problem`.
 
     Returns:
         A :class:`CheckResult`; ``result.verdict`` is ``ok``, ``bug`` or ``inconclusive``.
@@ -233,7 +279,7 @@ def check(
     params = {str(k): np.asarray(v) for k, v in params.items()}
     problem = Problem("user", params, X, Y, cost, gradients)
     return check_problem(problem, method=method, eps=eps, threshold=threshold, engine=engine,
-                         seed=seed)
+                         seed=seed, localise=localise)
 
 
 def assert_gradients(

@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--threshold", type=_positive_float, default=None,
                      help="use this fixed relative-difference threshold (seed style) instead of "
                           "the measured noise floor")
+    chk.add_argument("--localise", choices=("auto", "failing", "all", "none"), default="auto",
+                     help="auto (default): 'all' for the built-in networks, 'failing' for your "
+                          "own model; all: every element of every block estimated; failing: "
+                          "blocks over 256 elements screened along random directions and only "
+                          "failing ones localised; none: screened, never localised")
     chk.add_argument("--engine", choices=("auto", "loop", "fast"), default="auto",
                      help="auto (default): the fast engine where the model has one (the plain "
                           "loop for tiny networks, where it is already instant and reproduces "
@@ -121,7 +126,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     )
     problem = build_problem(spec)
     result = check_problem(problem, method=args.method, eps=args.eps,
-                           threshold=args.threshold, engine=args.engine, seed=args.seed)
+                           threshold=args.threshold, engine=args.engine, seed=args.seed,
+                           localise=args.localise)
     if args.json:
         data = result.to_dict()
         data["model"] = args.model
@@ -136,7 +142,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
               f"{result.steps_text()} ({how}); threshold {result.threshold:.3g} "
               f"({'fixed' if args.threshold else 'measured noise floor x safety'}); "
               f"{result.evaluations} cost evaluations, {result.seconds:.3f} s, "
-              f"engine {result.engine}")
+              f"engine {result.engine}, localise {result.localise}")
         print()
         print(result.table())
         for note in result.notes:

@@ -14,7 +14,10 @@ import numpy as np
 
 from .verdict import TOLERANCES, ElementClasses
 
-__all__ = ["diagnose", "nice_factor", "element_name", "shape_diagnosis", "rearrangement"]
+__all__ = [
+    "diagnose", "nice_factor", "element_name", "shape_diagnosis", "rearrangement",
+    "rearrangements", "factor_text", "wrong_elements",
+]
 
 
 def nice_factor(k: float) -> str:
@@ -39,32 +42,41 @@ def element_name(name: str, shape: tuple[int, ...], flat_index: int) -> str:
     return f"{name}[{', '.join(str(int(i)) for i in idx)}]"
 
 
+def rearrangements(shape: tuple[int, ...]):
+    """Every axis permutation and/or reversal that keeps ``shape`` and moves some element.
+
+    Yields ``(description, index)``: ``a.reshape(-1)[index]`` is the rearranged ``a`` (rank 1
+    to 4; size-1 axes are never "moved").
+    """
+    ndim = len(shape)
+    if ndim == 0 or ndim > 4 or int(np.prod(shape)) < 2:
+        return
+    order = np.arange(int(np.prod(shape))).reshape(shape)
+    for perm in itertools.permutations(range(ndim)):
+        if tuple(shape[p] for p in perm) != tuple(shape):
+            continue
+        for n_flip in range(ndim + 1):
+            for axes in itertools.combinations([ax for ax in range(ndim) if shape[ax] > 1],
+                                               n_flip):
+                moved = np.transpose(order, perm)
+                moved = np.flip(moved, axis=axes) if axes else moved
+                if not np.array_equal(moved, order):
+                    yield _describe(perm, axes, ndim), moved.reshape(-1)
+
+
 def rearrangement(g: np.ndarray, a: np.ndarray) -> str | None:
     """Describe ``g`` as an axis permutation and/or reversal of ``a`` (same shape), or None.
 
-    Tries every permutation of axes that keeps the shape and every set of reversed axes
-    (rank up to 4). Returns e.g. ``"transposed"``, ``"flipped along axes 0, 1"`` or
-    ``"axes permuted as (1, 0, 2)"``.
+    Returns e.g. ``"transposed"``, ``"flipped along axis 2"`` or ``"axes permuted as
+    (1, 0, 2)"`` when that rearrangement of ``a`` matches ``g`` and explains the discrepancy.
     """
-    if g.ndim == 0 or g.ndim > 4 or g.size < 2:
-        return None
     # the rearranged estimate must match backprop and explain the discrepancy
-    tol = TOLERANCES["pattern_fit"] * min(float(np.linalg.norm(a)),
-                                          float(np.linalg.norm(g - a)) / TOLERANCES["pattern_fit"]
-                                          * TOLERANCES["scale_fit"])
-    order = np.arange(a.size).reshape(a.shape)
-    for perm in itertools.permutations(range(g.ndim)):
-        if tuple(a.shape[p] for p in perm) != a.shape:
-            continue
-        for n_flip in range(g.ndim + 1):
-            for axes in itertools.combinations(
-                    [ax for ax in range(g.ndim) if a.shape[ax] > 1], n_flip):
-                moved = np.transpose(order, perm)
-                moved = np.flip(moved, axis=axes) if axes else moved
-                if np.array_equal(moved, order):
-                    continue  # the identity (size-1 axes moved or flipped)
-                if np.linalg.norm(g - a.reshape(-1)[moved]) <= tol:
-                    return _describe(perm, axes, g.ndim)
+    tol = min(TOLERANCES["pattern_fit"] * float(np.linalg.norm(a)),
+              TOLERANCES["scale_fit"] * float(np.linalg.norm(g - a)))
+    flat_a, flat_g = a.reshape(-1), g.reshape(-1)
+    for text, index in rearrangements(a.shape):
+        if np.linalg.norm(flat_g - flat_a[index]) <= tol:
+            return text
     return None
 
 
@@ -93,7 +105,8 @@ def shape_diagnosis(name: str, shape: tuple[int, ...], g: np.ndarray, a: np.ndar
     return text
 
 
-def _factor_text(d: str, k: float, hints: dict[str, float]) -> str:
+def factor_text(d: str, k: float, hints: dict[str, float]) -> str:
+    """``dW2 is 2x too large (scale error, factor 2)``, with any known quantity it equals."""
     if abs(k + 1) < 1e-3:
         return f"{d} has the wrong sign (backprop = -1 x numerical)"
     sign = "has the wrong sign and " if k < 0 else ""
@@ -107,6 +120,23 @@ def _factor_text(d: str, k: float, hints: dict[str, float]) -> str:
         elif abs(abs(k) - 1 / value) <= 1e-3 / value:
             text += f"; the factor equals 1/({label})"
     return text
+
+
+def wrong_elements(name: str, shape: tuple[int, ...], idx: np.ndarray, g: np.ndarray,
+                   a: np.ndarray) -> str:
+    """``dW: 2 of 20 elements wrong (W[0, 1], W[3, 2]), each 2x the numerical value``.
+
+    Args:
+        idx: flat indices of the wrong elements; g, a: their backprop and numerical values.
+    """
+    n = int(np.prod(shape)) if shape else 1
+    where = [element_name(name, shape, int(i)) for i in idx[:4]]
+    more = ", ..." if len(idx) > 4 else ""
+    ratio = g / np.where(a == 0, np.nan, a)
+    extra = ""
+    if np.all(np.isfinite(ratio)) and np.ptp(ratio) <= 1e-3 * np.max(np.abs(ratio)):
+        extra = f", each {nice_factor(float(ratio[0]))}x the numerical value"
+    return f"d{name}: {len(idx)} of {n} elements wrong ({', '.join(where)}{more}){extra}"
 
 
 def diagnose(
@@ -146,22 +176,14 @@ def diagnose(
         # the scale model must explain the discrepancy itself, not just the gradient
         resid = float(np.linalg.norm(g - k * a)) / max(float(np.linalg.norm(g - a)), 1e-300)
         if resid < TOLERANCES["scale_fit"]:
-            return f"{_factor_text(d, k, hints or {})}; {evidence}"
+            return f"{factor_text(d, k, hints or {})}; {evidence}"
     how = rearrangement(g.reshape(shape), a.reshape(shape)) if shape else None
     if how:
         return f"{d} is {how}: so rearranged it matches the numerical gradient; {evidence}"
     nbug = int(classes.bug.sum())
     if 0 < nbug < g.size:
-        where = [element_name(name, shape, int(i)) for i in np.flatnonzero(classes.bug)[:4]]
-        more = ", ..." if nbug > 4 else ""
-        ratio = g[classes.bug] / np.where(a[classes.bug] == 0, np.nan, a[classes.bug])
-        extra = ""
-        if np.all(np.isfinite(ratio)) and np.ptp(ratio) <= 1e-3 * np.max(np.abs(ratio)):
-            extra = f", each {nice_factor(float(ratio[0]))}x the numerical value"
-        return (
-            f"{d}: {nbug} of {g.size} elements wrong ({', '.join(where)}{more}){extra}; "
-            f"{evidence}"
-        )
+        idx = np.flatnonzero(classes.bug)
+        return f"{wrong_elements(name, shape, idx, g[idx], a[idx])}; {evidence}"
     rel = float(np.linalg.norm(g - a) / (ng + na))
     return f"{d} is wrong in a way not explained by scale, sign or rearranged axes (relative "\
         f"difference {rel:.3g}); {evidence}"

@@ -118,6 +118,7 @@ class Estimate:
     noise: np.ndarray
     approx: np.ndarray
     notes: list[str]
+    screened: np.ndarray  # per block: left to the screen (its estimates are NaN)
 
 
 def _snapshot(value: Any) -> Any:

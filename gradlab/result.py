@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .verdict import TOLERANCES
+
 __all__ = ["BlockResult", "CheckResult", "BLOCK_VERDICTS", "VERDICTS", "relative_difference"]
 
 BLOCK_VERDICTS = ("ok", "bug", "kink", "inconclusive", "shape-mismatch", "non-finite")
@@ -43,6 +45,8 @@ class BlockResult:
             check was sure to see at these settings (above ``useful_limit``: ``inconclusive``).
         taylor_rate: the Taylor remainder's convergence rate along a random direction in the
             block (about 2 when right, 1 when wrong), when that second opinion was used.
+        checked_by: ``elements`` (every element estimated) or ``N directions`` (the screen of
+            :mod:`gradlab.screen`).
     """
 
     name: str
@@ -63,6 +67,7 @@ class BlockResult:
     noise: float = float("nan")
     detection_limit: float = float("nan")
     taylor_rate: float | None = None
+    checked_by: str = "elements"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -84,6 +89,7 @@ class BlockResult:
             "noise": self.noise,
             "detection_limit": self.detection_limit,
             "taylor_rate": self.taylor_rate,
+            "checked_by": self.checked_by,
         }
 
 
@@ -105,6 +111,7 @@ class CheckResult:
         engine: the evaluator used (``loop`` or the fast engine's name).
         evaluations: number of perturbed cost evaluations.  seconds: wall time.
         notes: remarks a user should read (fallbacks, truncation-limited steps, ...).
+        localise: ``all``, ``failing`` or ``none`` (see :func:`gradlab.check.check_problem`).
     """
 
     verdict: str
@@ -122,6 +129,7 @@ class CheckResult:
     evaluations: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    localise: str = "all"
 
     @property
     def ok(self) -> bool:
@@ -164,6 +172,8 @@ class CheckResult:
             "evaluations": self.evaluations,
             "seconds": self.seconds,
             "notes": list(self.notes),
+            "localise": self.localise,
+            "screen_miss_probability": TOLERANCES["screen_miss"],
             "blocks": [b.to_dict() for b in self.blocks],
         }
 

@@ -51,6 +51,10 @@ TOLERANCES: dict[str, float] = {
     "taylor_bug_rate": 1.15,  # remainders shrinking like h**(1 +- this - 1) at every step: wrong
     "taylor_ladder": 4.0,  # h = h0, h0/2, ... : this many halvings
     "taylor_signal": 100.0,  # remainders used only when this many times the cost noise
+    "screen_directions": 12,  # random directions per screened block
+    "screen_miss": 1e-6,  # a block error above the screen's limit is missed this rarely
+    "screen_min_block": 256,  # blocks this small are checked element by element anyway
+    "group_budget": 16,  # more wrong elements than this: the full per-element map instead
 }
 
 
