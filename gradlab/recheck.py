@@ -45,6 +45,8 @@ class Recheck:
     slopes: dict[str, tuple[np.ndarray, np.ndarray]]
     crosses: np.ndarray | None = None
     clean: np.ndarray | None = None
+    side_steps: tuple[np.ndarray, np.ndarray] | None = None  # the steps of slopes h1, h2
+    slope_noise: np.ndarray | None = None  # noise of a one-sided slope at the first of them
 
     def take(self, sel: np.ndarray) -> Recheck:
         """The evidence of a subset of the suspects."""
@@ -55,6 +57,9 @@ class Recheck:
             self.confirm[sel], self.bound_confirm[sel], self.second[sel], self.h1[sel],
             self.h2[sel], {k: (f[sel], b[sel]) for k, (f, b) in self.slopes.items()},
             pick(self.crosses), pick(self.clean),
+            None if self.side_steps is None else (self.side_steps[0][sel],
+                                                  self.side_steps[1][sel]),
+            pick(self.slope_noise),
         )
 
 
@@ -107,9 +112,14 @@ def recheck(
     # every absolute step any suspect needs, evaluated once per suspect
     plan = sorted({s for h in np.unique(np.concatenate([h1, h2[np.isfinite(h2)]]))
                    for s in stencil(method, float(h))}, key=lambda s: (abs(s), np.real(s)))
-    sides = [] if method.is_complex else sorted(
-        {float(s) * sign for s in np.unique(np.concatenate([h1, h2_or_eps, [eps, eps / rho]]))
-         for sign in (1, -1)})
+    # one-sided slopes: at the re-check steps, and at eps and eps/rho; the complex step's
+    # steps are far too small for real differences, so it takes real ones of its own
+    side_a, side_b, side_eps = h1, h2_or_eps, eps
+    if method.is_complex:
+        scale = np.maximum(1.0, np.abs(np.real(theta[idx])))
+        side_a, side_b, side_eps = 1e-6 * scale, 4e-6 * scale, 1e-6
+    sides = sorted({float(s) * sign for s in np.unique(np.concatenate(
+        [side_a, side_b, [side_eps, side_eps / rho]])) for sign in (1, -1)})
     wanted = list(dict.fromkeys(plan + sides))
     table = _evaluate(costs, theta, idx, wanted)
 
@@ -126,7 +136,8 @@ def recheck(
     bound_confirm[:] = noise_bound(confirm, grad, theta[idx], h1, cost_noise, method.roundoff, u)
     slopes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if sides:
-        for key, steps in (("h1", h1), ("h2", h2_or_eps), ("lo", np.full(idx.size, eps / rho))):
+        for key, steps in (("h1", side_a), ("h2", side_b),
+                           ("lo", np.full(idx.size, side_eps / rho))):
             fwd, bwd = np.empty(idx.size), np.empty(idx.size)
             for h in np.unique(steps):
                 sel = np.flatnonzero(steps == h)
@@ -134,8 +145,11 @@ def recheck(
                 bwd[sel] = (j0 - np.real(at(-float(h), sel))) / h
             slopes[key] = (fwd, bwd)
         sel = np.arange(idx.size)
-        slopes["eps"] = ((np.real(at(eps, sel)) - j0) / eps, (j0 - np.real(at(-eps, sel))) / eps)
-    return Recheck(confirm, bound_confirm, second, h1, h2_or_eps, slopes, crosses, clean)
+        slopes["eps"] = ((np.real(at(side_eps, sel)) - j0) / side_eps,
+                         (j0 - np.real(at(-side_eps, sel))) / side_eps)
+    slope_noise = 2 * cost_noise / side_a
+    return Recheck(confirm, bound_confirm, second, h1, h2_or_eps, slopes, crosses, clean,
+                   (side_a, side_b), slope_noise)
 
 
 def _evaluate(costs: Evaluator, theta: np.ndarray, idx: np.ndarray, wanted: list) -> dict:

@@ -45,7 +45,7 @@ TOLERANCES: dict[str, float] = {
     "complex_rounding": 64.0,  # complex-step noise: ulps of max|a|
     "scale_fit": 0.02,  # g = k a explains the block when |g - k a| < this x |g - a|
     "pattern_fit": 1e-3,  # a permutation/flip of the estimate matches g within this (relative)
-    "subgradient_slack": 0.1,  # backprop within the one-sided slopes, +- this x their jump
+    "subgradient_slack": 1e-3,  # backprop within the one-sided slopes, +- this x their jump
     "useful_limit": 0.1,  # a block that cannot see a relative error this large: inconclusive
     "weak_limit": 1e-4,  # evidence this coarse gets the Taylor test as a second opinion
     "taylor_bug_rate": 1.15,  # remainders shrinking like h**(1 +- this - 1) at every step: wrong
@@ -122,12 +122,14 @@ def _subgradient(g: np.ndarray, rc: Recheck) -> np.ndarray:
     fa, ba = rc.slopes["h1"]
     fb, bb = rc.slopes["h2"]
     jump_a, jump_b = np.abs(fa - ba), np.abs(fb - bb)
-    noise = 2 * t["safety"] * rc.bound_confirm
-    slack = t["subgradient_slack"] * jump_a + noise
+    step_a, step_b = rc.side_steps if rc.side_steps is not None else (rc.h1, rc.h2)
+    noise = t["safety"] * (rc.slope_noise if rc.slope_noise is not None else rc.bound_confirm)
+    # within the noise, and within how much the slopes still move between the two steps
+    slack = noise + np.abs(fa - fb) + np.abs(ba - bb) + t["subgradient_slack"] * jump_a
     between = (g >= np.minimum(fa, ba) - slack) & (g <= np.maximum(fa, ba) + slack)
     with np.errstate(divide="ignore", invalid="ignore"):
-        kinky = _log_closer_to_one(jump_a / jump_b, rc.h1 / rc.h2)
-    return between & (jump_a > noise) & kinky
+        kinky = _log_closer_to_one(jump_a / jump_b, step_a / step_b)
+    return between & (jump_a > 2 * noise) & kinky
 
 
 def _kink_inside_step(g: np.ndarray, rc: Recheck, bound: np.ndarray) -> np.ndarray:
