@@ -11,8 +11,8 @@ def init(seed):
 
 
 def cost(p, X, Y):
-    print("cost at", p["w"], "x" * 10000)
-    print("debug", "y" * 10000, file=sys.stderr)
+    print("cost at", p["w"], "x" * 100_000)
+    print("debug", "y" * 100_000, file=sys.stderr)
     return float(np.sum(p["w"] ** 2))
 
 
