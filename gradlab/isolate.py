@@ -21,28 +21,24 @@ Where ``fork`` is unavailable the calls run in-process (no isolation).
 
 from __future__ import annotations
 
-import mmap
 import os
 import pickle
 import select
 import signal
-import struct
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from .errors import ModelError, one_line
+from .errors import ModelError
+from .isolate_child import HEADER, Phase, child_main, send, where
 
 __all__ = ["Limits", "Worker", "WorkerError", "WorkerDied", "DEFAULT_SECONDS", "can_isolate"]
 
 #: the default wall-time limit of one check of one model file, in seconds
 DEFAULT_SECONDS = 600.0
-PHASES = ("", "import", "init()", "cost()", "gradients()", "cost_batch()")
 _TAIL_BYTES = 4096  # how much of the model's output the parent keeps
-_HEADER = struct.Struct("<Q")
 
 
 @dataclass(frozen=True)
@@ -79,161 +75,6 @@ def can_isolate() -> bool:
     return hasattr(os, "fork") and not any(name in sys.modules for name in FORK_UNSAFE)
 
 
-# ----------------------------------------------------------------------------- phase
-class _Phase:
-    """Shared memory (survives the child): the model function running now, since when."""
-
-    def __init__(self) -> None:
-        self._map = mmap.mmap(-1, 16)
-        self._view = memoryview(self._map).cast("d")
-        self.last = ""  # child side: the last model function entered
-
-    def __call__(self, phase: str) -> None:
-        if phase:
-            self.last = phase
-        self._view[0] = PHASES.index(phase)
-        self._view[1] = time.monotonic()
-
-    def read(self) -> tuple[str, float]:
-        """(phase, seconds since it was entered)."""
-        return PHASES[int(self._view[0])], time.monotonic() - self._view[1]
-
-    def close(self) -> None:
-        self._view.release()
-        self._map.close()
-
-
-def _where(phase: str) -> str:
-    if phase == "import":
-        return "during import"
-    return f"in {phase}" if phase else "in gradlab's check (no model function was running)"
-
-
-# ----------------------------------------------------------------------------- pipes
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _send(fd: int, obj: Any) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    _write_all(fd, _HEADER.pack(len(data)) + data)
-
-
-def _read_exactly(fd: int, n: int) -> bytes | None:
-    chunks, got = [], 0
-    while got < n:
-        chunk = os.read(fd, min(n - got, 1 << 20))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-def _recv(fd: int) -> Any:
-    head = _read_exactly(fd, _HEADER.size)
-    if head is None:
-        return None
-    body = _read_exactly(fd, _HEADER.unpack(head)[0])
-    return None if body is None else pickle.loads(body)
-
-
-# ----------------------------------------------------------------------------- the child
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the parent's kill on close still applies
-        pass
-
-
-def _vm_bytes() -> int:
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _limit_memory(memory_mb: int | None) -> None:
-    if memory_mb is None:
-        return
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    want = _vm_bytes() + memory_mb * (1 << 20)
-    if hard != resource.RLIM_INFINITY:
-        want = min(want, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (want, hard))
-
-
-def _memory_error(exc: BaseException) -> bool:
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, MemoryError):
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
-
-
-def _serve(setup, args, source, limits, phase, req_fd, res_fd) -> None:
-    """The child's main loop: setup, then one call per request until the pipe closes."""
-    from .models import byo
-
-    byo.PHASE_HOOK = phase
-    calls = [(setup, args)]
-    state = None
-    while calls or (req := _recv(req_fd)) is not None:
-        fn, fargs = calls.pop() if calls else req
-        started = time.process_time()
-        try:
-            out = fn(*fargs) if fn is setup else fn(state, *fargs)
-            if fn is setup:
-                state, out = out
-            reply = ("ok", out, time.process_time() - started)
-        except BaseException as exc:  # noqa: B036 - everything the model does is reported
-            text = one_line(exc, source)
-            if limits.memory_mb is not None and _memory_error(exc):
-                from_model = isinstance(exc, ModelError)
-                where = _where(phase.last if from_model else "")
-                _send(res_fd, ("fatal", f"{source}: exceeded {limits.memory_mb} MB {where}", ""))
-                return
-            reply = ("error", text, traceback.format_exc())
-        try:
-            _send(res_fd, reply)
-        except Exception as exc:  # an unpicklable result
-            _send(res_fd, ("error", f"{source}: the result cannot be sent back: "
-                                    f"{one_line(exc)}", traceback.format_exc()))
-        if fn is setup and reply[0] != "ok":
-            return
-
-
-def _child(setup, args, source, limits, phase, fds) -> None:
-    req_r, res_w, out_w, closing = fds
-    code = 0
-    try:
-        os.setpgid(0, 0)
-        _die_with_parent()
-        for fd in closing:
-            os.close(fd)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out_w, 1)
-        os.dup2(out_w, 2)
-        _limit_memory(limits.memory_mb)
-        _serve(setup, args, source, limits, phase, req_r, res_w)
-    except BaseException:  # noqa: B036 - the child never returns into the parent's code
-        code = 70
-    finally:
-        os._exit(code)
-
-
 # ----------------------------------------------------------------------------- the parent
 class Worker:
     """A forked worker process for one model file.
@@ -255,7 +96,7 @@ class Worker:
         self.dead = ""  # the fatal reason, once there is one
         self.tail = bytearray()
         self._setup = (setup, args)
-        self._phase = _Phase()
+        self._phase = Phase()
         self.pid = 0
         self._status: int | None = None
 
@@ -273,7 +114,7 @@ class Worker:
             stream.flush()
         pid = os.fork()
         if pid == 0:
-            _child(*self._setup, self.source, self.limits, self._phase,
+            child_main(*self._setup, self.source, self.limits, self._phase,
                    (req_r, res_w, out_w, (req_w, res_r, out_r)))
         try:
             os.setpgid(pid, pid)
@@ -314,7 +155,7 @@ class Worker:
         if not self.pid:
             raise RuntimeError("Worker.call() before start()")
         try:
-            _send(self._req, (fn, args))
+            send(self._req, (fn, args))
         except BrokenPipeError:
             pass  # it died: the reply says how
         return self._reply(with_cpu=True)
@@ -362,13 +203,13 @@ class Worker:
         if final:  # the child is gone: whatever it wrote is in the pipe
             while chunk := self._read_nowait(self._res):
                 self._buf += chunk
-        if len(self._buf) < _HEADER.size:
+        if len(self._buf) < HEADER.size:
             return None
-        n = _HEADER.unpack_from(self._buf)[0]
-        if len(self._buf) < _HEADER.size + n:
+        n = HEADER.unpack_from(self._buf)[0]
+        if len(self._buf) < HEADER.size + n:
             return None
-        body = bytes(self._buf[_HEADER.size:_HEADER.size + n])
-        del self._buf[:_HEADER.size + n]
+        body = bytes(self._buf[HEADER.size:HEADER.size + n])
+        del self._buf[:HEADER.size + n]
         return pickle.loads(body)
 
     @staticmethod
@@ -409,7 +250,7 @@ class Worker:
                     " called many times: a slow model needs a larger time limit)")
         status = self._reap()
         if status is None:  # pragma: no cover - the pipe closed but the process lives on
-            return f"{self.source}: the worker closed its pipe {_where(phase)}"
+            return f"{self.source}: the worker closed its pipe {where(phase)}"
         last = self._last_output()
         if os.WIFSIGNALED(status):
             n = os.WTERMSIG(status)
@@ -419,9 +260,9 @@ class Worker:
                 name = "unknown signal"
             what = ("kill -9 or the out-of-memory killer" if n == signal.SIGKILL
                     else (signal.strsignal(n) or "").lower())
-            return f"{self.source}: killed by signal {n} ({name}: {what}) {_where(phase)}{last}"
+            return f"{self.source}: killed by signal {n} ({name}: {what}) {where(phase)}{last}"
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
-        return f"{self.source}: os._exit({code}) {_where(phase)}{last}"
+        return f"{self.source}: os._exit({code}) {where(phase)}{last}"
 
     def _last_output(self) -> str:
         self._drain()
