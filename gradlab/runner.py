@@ -108,6 +108,14 @@ class Isolated:
     """
 
     def __init__(self, spec: ModelSpec, limits: Limits, echo: BinaryIO | None = None):
+        # imported here once, not again in every worker (a model's init() draws with
+        # numpy.random; the parallel loop asks multiprocessing whether it can fork)
+        import multiprocessing  # noqa: F401
+
+        import numpy.random  # noqa: F401
+
+        from . import check, fast  # noqa: F401
+
         self.worker = Worker(_build_in_worker, (spec,), spec.model, limits, echo)
 
     def __enter__(self) -> Isolated:
