@@ -10,7 +10,10 @@
    - *isolated, next check*: one more check in a worker that is already running (what the
      sweep does for the second to last method of a model file in a group);
    - the whole ``gradlab check examples/my_model.py`` command, for scale.
-2. With ``--sweep``: the default sweep from a cold start (``snakemake --cores 2`` in a temporary
+2. One group of the default sweep (``gradlab sweep-run``, float64, seed 0, eps 1e-07: 152
+   checks, 4 of them of the model file), with this checkout and with ``--base``, alternating,
+   ``--repeats // 3`` times each: median wall and CPU seconds (the command and its workers).
+3. With ``--sweep``: the default sweep from a cold start (``snakemake --cores 2`` in a temporary
    copy, as ``benchmarks/bench_sweep.py``), once with this checkout and once with ``--base``
    (default: the merge base with ``main``, i.e. before isolation). The built-in models are not
    isolated, so the two should agree within noise; the file model's cells are reported apart.
@@ -113,16 +116,43 @@ def _sweep(tree: Path) -> dict[str, float]:
         shutil.rmtree(wf, ignore_errors=True)
 
 
-def sweeps(base: str) -> dict[str, dict]:
-    """The default sweep with this checkout and with ``base`` (exported with git archive)."""
-    tmp = Path(tempfile.mkdtemp(prefix="gradlab-base-"))
-    try:
-        archive = subprocess.run(["git", "archive", base], cwd=ROOT, capture_output=True,
-                                 check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
-        return {"base": _sweep(tmp), "isolated": _sweep(ROOT)}
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def _export(base: str, dest: Path) -> Path:
+    archive = subprocess.run(["git", "archive", base], cwd=ROOT, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def _group_once(tree: Path, out: Path) -> tuple[float, float]:
+    """One ``gradlab sweep-run`` of the default config's first group with ``tree``'s gradlab."""
+    cmd = [sys.executable, "-c", "import sys; from gradlab.cli import main; sys.exit(main())",
+           "sweep-run", "--config", "config/config.yaml", "--dtype", "float64", "--seed", "0",
+           "--eps", "1e-07", "--out", str(out)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(cmd, cwd=tree, env=dict(os.environ, PYTHONPATH=str(tree)), check=True,
+                   capture_output=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def one_group(base_tree: Path, repeats: int) -> dict[str, dict[str, float]]:
+    """Median wall and CPU seconds of one default group, base and isolated, alternating."""
+    runs: dict[str, list] = {"base": [], "isolated": []}
+    out = Path(tempfile.mkdtemp(prefix="gradlab-group-")) / "g.json"
+    for _ in range(max(1, repeats)):
+        for name, tree in (("base", base_tree), ("isolated", ROOT)):
+            runs[name].append(_group_once(tree, out))
+    shutil.rmtree(out.parent, ignore_errors=True)
+    return {name: {"wall_s": round(statistics.median(r[0] for r in rs), 3),
+                   "cpu_s": round(statistics.median(r[1] for r in rs), 3)}
+            for name, rs in runs.items()}
+
+
+def sweeps(base_tree: Path) -> dict[str, dict]:
+    """The default sweep with this checkout and with the base tree."""
+    return {"base": _sweep(base_tree), "isolated": _sweep(ROOT)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,11 +167,17 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_one_mode(args.child, args.repeats)))
         return 0
     result: dict = {"per_check_ms": {k: round(v, 2) for k, v in per_check(args.repeats).items()}}
-    if args.sweep:
-        base = args.base or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT,
-                                           capture_output=True, text=True,
-                                           check=True).stdout.strip()
-        result["sweep"] = sweeps(base) | {"base_rev": base[:12]}
+    base = args.base or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT,
+                                       capture_output=True, text=True, check=True).stdout.strip()
+    result["base_rev"] = base[:12]
+    base_tree = Path(tempfile.mkdtemp(prefix="gradlab-base-"))
+    try:
+        _export(base, base_tree)
+        result["group"] = one_group(base_tree, args.repeats // 3)
+        if args.sweep:
+            result["sweep"] = sweeps(base_tree)
+    finally:
+        shutil.rmtree(base_tree, ignore_errors=True)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -152,6 +188,13 @@ def main(argv: list[str] | None = None) -> int:
           f"(+{ms['isolated-first'] - ms['in-process']:.2f} ms)")
     print(f"  isolated, next check         {ms['isolated-next']:7.2f} ms")
     print(f"  whole `gradlab check` command {ms['command']:6.0f} ms")
+    g = result["group"]
+    print(f"one default group (152 checks), median of {max(1, args.repeats // 3)}, "
+          f"base {result['base_rev']}:")
+    for name in ("base", "isolated"):
+        print(f"  {name:<9} {g[name]['wall_s']:6.3f} s wall {g[name]['cpu_s']:6.3f} s CPU")
+    print(f"  isolated - base: {g['isolated']['wall_s'] - g['base']['wall_s']:+.3f} s wall, "
+          f"{g['isolated']['cpu_s'] - g['base']['cpu_s']:+.3f} s CPU per group")
     if args.sweep:
         s = result["sweep"]
         for name in ("base", "isolated"):
@@ -159,8 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"default sweep, {name:<8} {r['wall_s']:7.2f} s wall {r['cpu_s']:7.2f} s CPU; "
                   f"checks per model (s): {r['check_s_per_model']}")
         print(f"  ratio isolated / base: wall {s['isolated']['wall_s'] / s['base']['wall_s']:.3f}"
-              f", CPU {s['isolated']['cpu_s'] / s['base']['cpu_s']:.3f} "
-              f"(base {s['base_rev']})")
+              f", CPU {s['isolated']['cpu_s'] / s['base']['cpu_s']:.3f}")
     return 0
 
 
