@@ -115,7 +115,7 @@ class Worker:
         pid = os.fork()
         if pid == 0:
             child_main(*self._setup, self.source, self.limits, self._phase,
-                   (req_r, res_w, out_w, (req_w, res_r, out_r)))
+                       (req_r, res_w, out_w, (req_w, res_r, out_r)))
         try:
             os.setpgid(pid, pid)
         except OSError:  # the child did it first
@@ -137,7 +137,11 @@ class Worker:
             WorkerDied: the worker crashed, exited or hung in the setup.
         """
         self._fork()
-        return self._reply()
+        try:
+            return self._reply()
+        except WorkerError as exc:  # the worker has stopped: later calls give the same reason
+            self.dead = self.dead or str(exc)
+            raise
 
     def call(self, fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
         """Run ``fn(state, *args)`` in the worker (``fn`` a module-level function).
