@@ -129,15 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_check(args: argparse.Namespace):
     """Build and check the model: a model file in a worker process with the limits."""
-    from .isolate import DEFAULT_SECONDS, Limits, WorkerError
-    from .runner import open_model
+    from .errors import ModelError
+    from .runner import is_file_model, open_model
     from .spec import ModelSpec, parse_dims
 
     spec = ModelSpec(
         model=args.model, variant=args.variant, seed=args.seed, dims=parse_dims(args.dims),
         examples=args.examples, lambd=args.lambd, keep_prob=args.keep_prob, dtype=args.dtype,
     )
-    limits = Limits(args.timeout or DEFAULT_SECONDS, args.memory_mb)
+    limits = None
+    if is_file_model(spec):  # the built-in models run in-process, without limits
+        from .isolate import DEFAULT_SECONDS, Limits
+
+        limits = Limits(args.timeout or DEFAULT_SECONDS, args.memory_mb)
     debug = getattr(args, "debug", False)
     echo = sys.stderr.buffer if debug else None  # the model's own output, with --debug only
     try:
@@ -145,8 +149,8 @@ def _run_check(args: argparse.Namespace):
             runner.build()
             result, _ = runner.check(method=args.method, eps=args.eps, threshold=args.threshold,
                                      engine=args.engine, seed=args.seed)
-    except WorkerError as exc:
-        if debug and exc.details:
+    except ModelError as exc:
+        if debug and getattr(exc, "details", ""):  # the traceback from inside the worker
             print(exc.details, file=sys.stderr, end="")
         raise
     return result

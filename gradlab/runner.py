@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from .isolate import Limits, Worker, can_isolate
 from .result import CheckResult
 from .spec import BUILTIN_MODELS, ModelSpec, build_problem, truth_of
 
 __all__ = ["open_model", "InProcess", "Isolated", "is_file_model", "probe_import"]
+
+if TYPE_CHECKING:  # the worker machinery is imported only when a model file is run
+    from .isolate import Limits
 
 Blocks = list[tuple[str, int]]
 
@@ -115,6 +117,7 @@ class Isolated:
         import numpy.random  # noqa: F401
 
         from . import check, fast  # noqa: F401
+        from .isolate import Worker
 
         self.worker = Worker(_build_in_worker, (spec,), spec.model, limits, echo)
 
@@ -158,8 +161,11 @@ def open_model(spec: ModelSpec, limits: Limits | None = None, estimates: dict | 
         estimates: the in-process runner's shared estimates (see :class:`InProcess`).
         echo: where a worker copies the model's output.
     """
-    if is_file_model(spec) and can_isolate():
-        return Isolated(spec, limits or Limits(), echo)
+    if is_file_model(spec):
+        from .isolate import Limits, can_isolate
+
+        if can_isolate():
+            return Isolated(spec, limits or Limits(), echo)
     return InProcess(spec, estimates)
 
 
@@ -177,6 +183,8 @@ def probe_import(path: str | Path, seconds: float, memory_mb: int | None = None)
         ModelError: the file does not import or lacks a function; or the import crashed,
             exited, hung past ``seconds`` or exceeded ``memory_mb`` (one line saying which).
     """
+    from .isolate import Limits, Worker, can_isolate
+
     if not can_isolate():
         _import_only(Path(path))
         return
