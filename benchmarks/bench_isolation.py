@@ -41,12 +41,12 @@ MODES = ("in-process", "isolated-first", "isolated-next")
 
 def _one_mode(mode: str, repeats: int) -> list[float]:
     """Seconds per check for one mode (run in a fresh process: see ``--child``)."""
-    from gradlab import runner
+    from gradlab import isolate, runner
     from gradlab.isolate import Limits
     from gradlab.spec import ModelSpec
 
     if mode == "in-process":
-        runner.can_isolate = lambda: False
+        isolate.can_isolate = lambda: False
     spec, options = ModelSpec(MODEL), {"method": "central", "eps": "auto"}
     times = []
     if mode == "isolated-next":

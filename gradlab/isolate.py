@@ -252,9 +252,12 @@ class Worker:
                 return f"{self.source}: {phase} did not return within {limit}"
             return (f"{self.source}: the check did not finish within {limit} (it was in {phase},"
                     " called many times: a slow model needs a larger time limit)")
-        status = self._reap()
-        if status is None:  # pragma: no cover - the pipe closed but the process lives on
-            return f"{self.source}: the worker closed its pipe {where(phase)}"
+        grace = time.monotonic() + 2.0  # the pipe closed: the process is on its way out
+        while not self._exited() and time.monotonic() < grace:
+            time.sleep(0.01)
+        status = self._status
+        if status is None:  # the model closed gradlab's pipe (os.closerange?) and lives on
+            return f"{self.source}: the worker's pipe was closed {where(phase)}"
         last = self._last_output()
         if os.WIFSIGNALED(status):
             n = os.WTERMSIG(status)

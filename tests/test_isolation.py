@@ -24,6 +24,7 @@ import yaml
 from test_faults import visible_text
 from test_workflow import make_copy, snake
 
+from gradlab import isolate
 from gradlab import runner as runner_mod
 from gradlab.check import check_problem
 from gradlab.config import normalise
@@ -284,7 +285,7 @@ def test_other_cells_are_identical_to_an_in_process_sweep_without_them(sweep, mo
     assert out.returncode == 0
     cells = pd.read_parquet(wf / "results" / "tables" / "cells.parquet")
     monkeypatch.chdir(wf)
-    monkeypatch.setattr(runner_mod, "can_isolate", lambda: False)  # the old in-process way
+    monkeypatch.setattr(isolate, "can_isolate", lambda: False)  # the old in-process way
     cfg = normalise(SWEEP | {"models": GOOD}, load_models=False)
     alone = pd.DataFrame(run_group(cfg, "float64", 0, 1e-7)["cells"])
     good = cells[cells["model"].isin(alone["model"])]
