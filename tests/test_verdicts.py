@@ -120,8 +120,10 @@ def test_detection_limit_is_honest_for_scale_bugs():
         limit = ok.block("v").detection_limit
         assert ok.verdict in ("ok", "inconclusive")
         if limit < 0.05:
-            scaled = gradlab.check(cost, lambda p, X, Y: {"dv": exact(p, X, Y)["dv"]
-                                                         * (1 + 10 * limit)}, params, eps=eps)
+            def scaled_grad(p, X, Y, k=1 + 10 * limit):
+                return {"dv": exact(p, X, Y)["dv"] * k}
+
+            scaled = gradlab.check(cost, scaled_grad, params, eps=eps)
             assert scaled.verdict == "bug", (eps, limit, scaled.table())
 
 
