@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
-from _truth import load, model_names, truth  # noqa: E402
+from _truth import case, load, model_names  # noqa: E402
 
 MODELS = model_names()
 SEEDS = range(10)
@@ -25,15 +25,10 @@ TOL64 = 1e-7
 TOL32 = 1e-5
 SIZES = (1e-1, 1e-3, 1e-6)
 
-_cache: dict = {}
-
 
 def _setup(name: str, seed: int):
-    if (name, seed) not in _cache:
-        module = load(name)
-        params, X, Y = module.init(seed)
-        _cache[(name, seed)] = module, params, X, Y, truth(module, params, X, Y)
-    return _cache[(name, seed)]
+    c = case(name, seed)
+    return c.module, c.params, c.X, c.Y, c.truth
 
 
 def _tol(params) -> float:
@@ -66,13 +61,6 @@ def test_correct_gradients_match_truth(name, seed):
             assert gap <= 1e-9 * max(np.linalg.norm(bt.value), 1e-300), (block, gap)
 
 
-def measured_sizes(name: str, seed: int, bug: str, r: float | None) -> dict[str, float]:
-    """``||g_bug - truth|| / ||truth||`` per block (distance to the truth interval at kinks)."""
-    module, params, X, Y, t = _setup(name, seed)
-    bad = module.BUGS[bug][1](params, X, Y, r)
-    return {b: bt.relative_error(bad["d" + b]) for b, bt in t.items()}
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("name", MODELS)
 def test_bugs_change_exactly_their_blocks(name, seed):
@@ -84,7 +72,7 @@ def test_bugs_change_exactly_their_blocks(name, seed):
             bad = fn(params, X, Y, r)
             changed = sorted(b for b in t if not np.array_equal(bad["d" + b], good["d" + b]))
             assert changed == sorted(blocks), (bug, r, changed)
-            sizes = measured_sizes(name, seed, bug, r)
+            sizes = case(name, seed).sizes(bad)
             for b in t:
                 if b not in blocks:
                     assert sizes[b] < tol, (bug, r, b, sizes[b])

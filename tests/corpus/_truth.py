@@ -126,3 +126,42 @@ def truth(module, params, X, Y) -> dict[str, BlockTruth]:
         out[name] = BlockTruth((fwd + bwd) / 2, np.minimum(fwd, bwd), np.maximum(fwd, bwd), kink,
                                cs)
     return out
+
+
+@dataclass
+class Case:
+    """One corpus model at one seed, with its truth."""
+
+    name: str
+    seed: int
+    module: object
+    params: dict
+    X: object
+    Y: object
+    truth: dict[str, BlockTruth]
+
+    @property
+    def float32(self) -> bool:
+        """True when the parameters are single precision."""
+        return any(np.asarray(v).dtype == np.float32 for v in self.params.values())
+
+    def bug_gradients(self, bug: str, r: float | None) -> dict:
+        """The gradients with ``bug`` at relative size ``r`` (None: its natural size)."""
+        return self.module.BUGS[bug][1](self.params, self.X, self.Y, r)
+
+    def sizes(self, grads: dict) -> dict[str, float]:
+        """True relative error per block of a gradient dict (0 inside kink intervals)."""
+        return {b: bt.relative_error(grads["d" + b]) for b, bt in self.truth.items()}
+
+
+_CASES: dict[tuple[str, int], Case] = {}
+
+
+def case(name: str, seed: int) -> Case:
+    """The (cached) :class:`Case` of model ``name`` at ``seed``."""
+    if (name, seed) not in _CASES:
+        module = load(name)
+        params, X, Y = module.init(seed)
+        _CASES[(name, seed)] = Case(name, seed, module, params, X, Y,
+                                    truth(module, params, X, Y))
+    return _CASES[(name, seed)]
