@@ -23,10 +23,10 @@ def cost(p, X, Y):
 
 def gradients(p, X, Y, bug=None):
     R = X @ p["W"] + p["b"] - Y
-    S = {"residual_not_sign": R, "flipped_residual": -np.sign(R)}.get(bug, np.sign(R)) / len(X)
+    S = {"residual_not_sign": R, "residual_sign_wrong": -np.sign(R)}.get(bug, np.sign(R)) / len(X)
     db = S.sum(0) * (len(X) if bug == "bias_not_averaged" else 1)
     return {"dW": X.T @ S, "db": db}
 
 
-BUGS = declare(gradients, {"residual_not_sign": ["W", "b"], "flipped_residual": ["W", "b"],
+BUGS = declare(gradients, {"residual_not_sign": ["W", "b"], "residual_sign_wrong": ["W", "b"],
                            "bias_not_averaged": ["b"]})
