@@ -141,6 +141,7 @@ def _group(rows, keys, extra=None):
         first["sizes"] = ",".join(sorted({_fmt(r["size"]) for r in rs}))
         first["steps"] = _steps([r["eps"] for r in rs])
         first["verdicts"] = ",".join(sorted({r["verdict"] for r in rs}))
+        first["methods"] = ",".join(sorted({r["method"] for r in rs}))
         if extra:
             first.update(extra(rs))
         out.append(first)
@@ -170,6 +171,16 @@ def _diag_flag(row):
     if "wrong_element" in bug and "elements wrong" not in text:
         return "one wrong element not named"
     return ""
+
+
+def _count_table(rows) -> list[str]:
+    lines = ["| method | " + " | ".join(f"1e-{k}" for k in range(1, 13)) + " |",
+             "|---|" + "---|" * 12]
+    for m in METHODS:
+        counts = Counter(int(round(-np.log10(r["eps"]))) for r in rows if r["method"] == m)
+        lines.append(f"| {m} | " + " | ".join(str(counts.get(k, 0)) for k in range(1, 13))
+                     + " |")
+    return lines
 
 
 def report(rows, seconds, checks) -> str:
@@ -210,16 +221,23 @@ def report(rows, seconds, checks) -> str:
                      "measured", "difference", "threshold"]) + [""]
     lines += ["## 3. Grid misses the estimate could see (its true error < "
               f"{BLIND} x the bug's size)", ""]
-    lines += _table(_group(seen, ["why", "method", "file", "bug", "block"]),
-                    ["why", "method", "file", "bug", "block", "n", "steps", "sizes", "verdicts",
-                     "measured", "est_error", "difference", "threshold"]) + [""]
-    lines += ["## 4. 'ok'/'kink' where the estimate was blind (count per method and step)", "",
-              "| method | " + " | ".join(f"1e-{k}" for k in range(1, 13)) + " |",
-              "|---|" + "---|" * 12]
-    for m in METHODS:
-        counts = Counter(int(round(-np.log10(r["eps"]))) for r in blind if r["method"] == m)
-        lines.append(f"| {m} | " + " | ".join(str(counts.get(k, 0)) for k in range(1, 13))
-                     + " |")
+    sub = (("3a. Above the block's own threshold, yet ok/kink (the re-check discarded it)",
+            "above its own threshold: re-check discarded it", ["file", "bug", "block", "method"]),
+           ("3b. A real error at a kink block accepted as 'kink'/'ok'", "kink in the block",
+            ["file", "bug", "block"]),
+           ("3c. Threshold more than 10x the bug although the estimate was 4x better than it",
+            "threshold >10x the bug (noise floor inflated)", ["file"]))
+    for title, why, keys in sub:
+        part = [r for r in seen if r["why"] == why]
+        lines += [f"### {title}: {len(part)}", ""]
+        lines += _table(_group(part, keys),
+                        [*keys, "n", "methods", "steps", "sizes", "verdicts", "measured",
+                         "est_error", "difference", "threshold"]) + [""]
+    part = [r for r in seen if r["why"] == "threshold conservative (<10x the bug)"]
+    lines += [f"### 3d. Threshold within 10x of the bug (the safety margin): {len(part)}", ""]
+    lines += _count_table(part) + [""]
+    lines += ["## 4. 'ok'/'kink' where the estimate was blind (count per method and step)", ""]
+    lines += _count_table(blind)
     lines += ["", "## 5. Bugs flagged in a block they do not touch (not already a false "
               "alarm of the correct model)", ""]
     lines += _table(_group(wrong, ["cause", "method", "file", "bug", "block"]),
