@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -173,6 +174,16 @@ def _diag_flag(row):
     return ""
 
 
+def _version() -> str:
+    where = Path(gradlab.__file__).parent
+    try:
+        out = subprocess.run(["git", "-C", str(where), "log", "-1", "--format=%h"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+    except OSError:
+        out = ""
+    return f"{out or 'unknown commit'} ({where})"
+
+
 def _count_table(rows) -> list[str]:
     lines = ["| method | " + " | ".join(f"1e-{k}" for k in range(1, 13)) + " |",
              "|---|" + "---|" * 12]
@@ -196,9 +207,10 @@ def report(rows, seconds, checks) -> str:
     diag = [dict(r, flag=_diag_flag(r)) for r in rows if r["kind"] == "diagnosis"]
     bad_diag = [r for r in diag if r["flag"]]
     lines = [f"# gradlab on the model-family corpus ({len(model_names())} files)", "",
-             f"{checks} checks in {seconds:.0f} s (`python tests/corpus/survey.py`); every row "
-             "in corpus-survey.csv. Sizes are true relative errors per block against the "
-             "long-double truth (0 inside a kink's one-sided interval).", "",
+             f"{checks} checks in {seconds:.0f} s (`python tests/corpus/survey.py`) on gradlab "
+             f"{_version()}; every row in the CSV. Sizes are true relative errors per block "
+             "against the long-double truth (0 inside a kink's one-sided interval); grouped "
+             "rows show the values of their first occurrence.", "",
              "| finding | block verdicts |", "|---|---|",
              f"| false alarms, defaults (seeds 0-9) | "
              f"{sum(r['method'] == 'default' for r in fa)} |",
