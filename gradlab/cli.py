@@ -130,8 +130,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     else:
         how = "chosen automatically" if result.eps_chosen else "given"
         print(result.sentence())
-        print(f"model {args.model}, variant {args.variant}; {result.method} differences, "
-              f"eps {result.eps:g} ({how}); threshold {result.threshold:.3g} "
+        what = f"model {args.model}" + ("" if args.model.endswith(".py")
+                                         else f", variant {args.variant}")
+        print(f"{what}; {result.method} differences, "
+              f"{result.steps_text()} ({how}); threshold {result.threshold:.3g} "
               f"({'fixed' if args.threshold else 'measured noise floor x safety'}); "
               f"{result.evaluations} cost evaluations, {result.seconds:.3f} s, "
               f"engine {result.engine}")
