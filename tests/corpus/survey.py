@@ -32,6 +32,7 @@ METHODS = ("forward", "central", "five-point", "complex-step")
 STEPS = tuple(10.0**-k for k in range(1, 13))
 VISIBLE = {False: 0.9e-6, True: 0.9e-2}  # default settings must see this (float64, float32)
 SIZES = {False: (None, 1e-1, 1e-3, 1e-6), True: (None, 1e-1, 1e-2)}
+_HAS_LIMIT = "detection_limit" in getattr(gradlab.result.BlockResult, "__dataclass_fields__", {})
 BLIND = 0.25  # an estimate whose own true error exceeds this x the bug's size cannot see it
 NAMED = {"flip": "flip", "transpos": "transpos", "swap": ("swap", "transpos", "permut"),
          "permut": ("permut", "transpos", "swap")}
@@ -46,6 +47,14 @@ def _variants(c):
     for bug in c.module.BUGS:
         for r in SIZES[c.float32]:
             yield bug, r, c.bug_gradients(bug, r)
+
+
+def _over_numerical(c, block, grads, approx) -> float:
+    """The true error ``||e|| / ||numerical||`` (the unit of ``BlockResult.detection_limit``)."""
+    if approx is None:
+        return float("nan")
+    e = np.linalg.norm(c.truth[block].distance(grads["d" + block]))
+    return float(e / max(np.linalg.norm(approx), 1e-300))
 
 
 def _fa_cause(c, block, method, eps):
@@ -98,9 +107,17 @@ def survey(seeds_default, seeds_grid, methods, steps):
                             continue
                         if b.name not in declared or sizes[b.name] == 0:
                             continue
+                        limit = getattr(b, "detection_limit", None)
+                        if limit is not None and b.verdict in ("ok", "kink"):
+                            err = _over_numerical(c, b.name, grads, res.approx.get(b.name))
+                            if not err <= limit:  # the block's own promise broken
+                                rows.append(dict(row, kind="over-limit", cause="",
+                                                 limit=limit, error=err))
                         if method is None:
                             if sizes[b.name] >= VISIBLE[c.float32]:
                                 rows.append(dict(row, kind="miss", cause="defaults"))
+                        elif b.verdict in ("inconclusive", "non-finite"):
+                            rows.append(dict(row, kind="inconclusive", cause=""))
                         else:  # could this estimate see the bug at all?
                             seen = est < BLIND * sizes[b.name]
                             rows.append(dict(row, kind="miss", cause="estimate could see it"
@@ -177,7 +194,7 @@ def _diag_flag(row):
 def _version() -> str:
     where = Path(gradlab.__file__).parent
     try:
-        out = subprocess.run(["git", "-C", str(where), "log", "-1", "--format=%h"],
+        out = subprocess.run(["git", "-C", str(where), "log", "-1", "--format=%h", "--", "."],
                              capture_output=True, text=True, timeout=10).stdout.strip()
     except OSError:
         out = ""
@@ -204,6 +221,8 @@ def report(rows, seconds, checks) -> str:
     blind = [r for r in miss if r["cause"] == "estimate blind"]
     wrong = [r for r in rows if r["kind"] == "wrong-block"
              and (r["file"], r["seed"], r["method"], r["eps"], r["block"]) not in fa_keys]
+    over = [r for r in rows if r["kind"] == "over-limit"]
+    inconclusive = [r for r in rows if r["kind"] == "inconclusive"]
     diag = [dict(r, flag=_diag_flag(r)) for r in rows if r["kind"] == "diagnosis"]
     bad_diag = [r for r in diag if r["flag"]]
     lines = [f"# gradlab on the model-family corpus ({len(model_names())} files)", "",
@@ -220,6 +239,9 @@ def report(rows, seconds, checks) -> str:
              f"| missed in the grid although the estimate could see the bug | {len(seen)} |",
              f"| 'ok'/'kink' in the grid where the estimate was blind (needs inconclusive / "
              f"detection_limit) | {len(blind)} |",
+             f"| 'ok'/'kink' on a bugged block whose true error exceeds its detection_limit | "
+             f"{len(over) if _HAS_LIMIT else 'n/a (no BlockResult.detection_limit)'} |",
+             f"| bugged blocks called 'inconclusive' in the grid | {len(inconclusive)} |",
              f"| bug flagged in an untouched block (beyond the false alarms) | {len(wrong)} |",
              f"| natural-size bugs with a wrong or vague diagnosis | {len(bad_diag)} of "
              f"{len(diag)} |", ""]
@@ -258,6 +280,10 @@ def report(rows, seconds, checks) -> str:
     lines += ["## 6. Diagnoses of natural-size bugs that are wrong or vague (defaults, seed 0)",
               ""]
     lines += _table(bad_diag, ["file", "bug", "block", "verdict", "flag", "diagnosis"]) + [""]
+    lines += ["## 7. 'ok'/'kink' above the block's own detection_limit (new API)", ""]
+    lines += _table(_group(over, ["method", "file", "bug", "block"]),
+                    ["method", "file", "bug", "block", "n", "steps", "sizes", "verdicts",
+                     "error", "limit", "difference", "threshold"]) + [""]
     return "\n".join(lines)
 
 
