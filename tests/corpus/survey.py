@@ -90,6 +90,9 @@ def survey(seeds_default, seeds_grid, methods, steps):
                         t = c.truth[b.name]
                         est = t.relative_error(res.approx[b.name]) if b.name in res.approx \
                             else float("nan")
+                        step = getattr(b, "eps", float("nan"))  # per-block step (new API)
+                        if method is None and np.isfinite(step):
+                            base["eps"] = step
                         row = dict(base, block=b.name, verdict=b.verdict,
                                    measured=sizes[b.name], est_error=est,
                                    difference=b.difference, threshold=b.threshold,
