@@ -36,9 +36,9 @@ def gradients(p, X, Y, bug=None):
     dA = dO @ V.T
     dS = A * dA if bug == "softmax_no_subtract" else A * (dA - np.sum(dA * A, 1, keepdims=True))
     dS = dS * (1.0 if bug == "missing_scale" else 1 / np.sqrt(D))
-    dQ, dK = (dS.T @ K, dS @ Q) if bug == "scores_transposed" else (dS @ K, dS.T @ Q)
+    dQ, dK = (dS.T @ K, dS @ Q) if bug == "qk_roles_exchanged" else (dS @ K, dS.T @ Q)
     return {"dWq": X.T @ dQ, "dWk": X.T @ dK, "dWv": X.T @ (A.T @ dO)}
 
 
 BUGS = declare(gradients, {"softmax_no_subtract": ["Wq", "Wk"], "missing_scale": ["Wq", "Wk"],
-                           "scores_transposed": ["Wq", "Wk"]})
+                           "qk_roles_exchanged": ["Wq", "Wk"]})
