@@ -114,10 +114,12 @@ def recheck(
                    for s in stencil(method, float(h))}, key=lambda s: (abs(s), np.real(s)))
     # one-sided slopes: at the re-check steps, and at eps and eps/rho; the complex step's
     # steps are far too small for real differences, so it takes real ones of its own
-    side_a, side_b, side_eps = h1, h2_or_eps, eps
-    if method.is_complex:
-        scale = np.maximum(1.0, np.abs(np.real(theta[idx])))
-        side_a, side_b, side_eps = 1e-6 * scale, 4e-6 * scale, 1e-6
+    # (the subgradient test asks whether a kink sits at the point itself, whatever the step:
+    # it reads slopes at a fixed moderate step, accurate in the precision and short enough to
+    # cross no other kink; the complex step's eps is far too small for real differences)
+    scale = np.maximum(1.0, np.abs(np.real(theta[idx])))
+    side_b = max(1e-6, np.sqrt(u)) * scale
+    side_a, side_eps = side_b / rho, (1e-6 if method.is_complex else eps)
     sides = sorted({float(s) * sign for s in np.unique(np.concatenate(
         [side_a, side_b, [side_eps, side_eps / rho]])) for sign in (1, -1)})
     wanted = list(dict.fromkeys(plan + sides))
