@@ -64,13 +64,19 @@ class Recheck:
 
 
 def _steps(eps: float, d0: np.ndarray, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Re-check steps: the smallest ``eps / rho**k`` that keeps the discrepancy visible, and
-    the next larger one (``eps * rho`` when eps is already at the round-off limit)."""
+    """Re-check steps: the smallest ``eps / rho**k`` (k >= 1) that keeps the discrepancy
+    visible, and the next larger one (none when k = 1: eps itself is the comparison).
+
+    Always smaller than eps: a larger step can keep a truncation error the same size where
+    the cost is far from its Taylor regime (a large step in float32), which would read as a
+    persistent bug. A discrepancy that the noise at ``eps / rho`` hides is not confirmed; the
+    block's detection limit then counts that noise.
+    """
     rho = TOLERANCES["rho"]
     room = d0 / np.maximum(TOLERANCES["safety"] * bound, 1e-300)
     k = np.floor(np.log(np.maximum(room * TOLERANCES["persist"], 1.0)) / np.log(rho))
-    k = np.clip(k, 0, TOLERANCES["max_shrink"])
-    h1 = np.where(k > 0, eps / rho**k, eps * rho)
+    k = np.clip(k, 1, TOLERANCES["max_shrink"])
+    h1 = eps / rho**k
     h2 = np.where(k > 1, h1 * rho, np.nan)
     return h1, h2
 
