@@ -63,20 +63,22 @@ class Recheck:
         )
 
 
-def _steps(eps: float, d0: np.ndarray, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Re-check steps: the smallest ``eps / rho**k`` (k >= 1) that keeps the discrepancy
-    visible, and the next larger one (none when k = 1: eps itself is the comparison).
+def _steps(eps: float, d0: np.ndarray, bound: np.ndarray,
+           small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Re-check steps: the smallest ``eps / rho**k`` that keeps the discrepancy visible, and
+    the next larger one (none when k = 1: eps itself is the comparison).
 
-    Always smaller than eps: a larger step can keep a truncation error the same size where
-    the cost is far from its Taylor regime (a large step in float32), which would read as a
-    persistent bug. A discrepancy that the noise at ``eps / rho`` hides is not confirmed; the
-    block's detection limit then counts that noise.
+    When even ``eps / rho`` would hide the discrepancy in noise, an element whose step is
+    ``small`` (below the round-off/truncation balance, ``u**(1/3)`` times its scale) is
+    re-checked at ``eps * rho`` instead, where the noise is smaller; a large step never goes
+    larger, where a truncation error far from its Taylor regime (a large step in float32) can
+    keep the same size and read as a persistent bug.
     """
     rho = TOLERANCES["rho"]
     room = d0 / np.maximum(TOLERANCES["safety"] * bound, 1e-300)
     k = np.floor(np.log(np.maximum(room * TOLERANCES["persist"], 1.0)) / np.log(rho))
-    k = np.clip(k, 1, TOLERANCES["max_shrink"])
-    h1 = eps / rho**k
+    k = np.clip(k, np.where(small, 0, 1), TOLERANCES["max_shrink"])
+    h1 = np.where(k > 0, eps / rho**k, eps * rho)
     h2 = np.where(k > 1, h1 * rho, np.nan)
     return h1, h2
 
@@ -105,7 +107,8 @@ def recheck(
         radius: per suspect, the distance to the nearest kink when the model knows it.
     """
     rho = TOLERANCES["rho"]
-    h1, h2 = _steps(eps, np.abs(grad - approx), bound)
+    small = eps < u ** (1 / 3) * np.maximum(1.0, np.abs(np.real(theta[idx])))
+    h1, h2 = _steps(eps, np.abs(grad - approx), bound, small)
     crosses = clean = None
     if radius is not None and not method.is_complex:
         reach = max(abs(o) for o in method.offsets)  # the stencil's widest step, in eps

@@ -7,7 +7,7 @@ Every tolerance lives in :data:`TOLERANCES`. The reasoning, element by element:
    representing ``theta_i + eps``, plus the rounding of the backprop value.
 2. an element is *suspect* when ``|g_i - a_i| > safety * r_i``;
 3. each suspect is re-evaluated at the smallest step ``eps / rho**k`` whose noise bound still
-   leaves its discrepancy visible (at least one step down: eps / rho)
+   leaves its discrepancy visible (or at ``eps * rho`` when a small ``eps`` has no room)
    and at the next larger step (:mod:`gradlab.recheck`):
    - *bug*: the discrepancy ``g_i - a_i`` is the same at both steps (a real error does not
      depend on the step; truncation and round-off do) and backprop is not a subgradient there;
@@ -36,7 +36,7 @@ __all__ = ["TOLERANCES", "ElementClasses", "classify", "noise_bound", "detection
 
 TOLERANCES: dict[str, float] = {
     "safety": 10.0,  # suspect when the error exceeds safety x the noise bound
-    "rho": 4.0,  # re-check at eps/rho**k (1 <= k <= max_shrink)
+    "rho": 4.0,  # re-check at eps/rho**k (k <= max_shrink) or, for a small eps, eps*rho
     "max_shrink": 6,
     "persist": 0.5,  # a bug's discrepancy changes by less than this fraction between steps
     "kink_asymmetry": 0.25,  # backprop sits on one one-sided slope: min/max distance below this
