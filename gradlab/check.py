@@ -218,7 +218,7 @@ def check_problem(
     rechecker = counter
     if engine != "loop" and problem.fast is not None and engine_name != "fast":
         rechecker = _Counter(problem.fast.costs)
-    notes: list[str] = []
+    notes: list[str] = list(problem.info.get("notes", []))  # e.g. a framework's vmap fallback
     j0 = flat_cost(theta.copy())
     params_copy = {k: np.array(v, copy=True) for k, v in problem.params.items()}
     raw = problem.gradients(params_copy, problem.X, problem.Y)

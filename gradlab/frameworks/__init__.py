@@ -1,0 +1,241 @@
+"""Model files and functions written in PyTorch or JAX, checked by gradlab's numpy core.
+
+A framework model is handed to the core as numpy: the parameters become one numpy array per
+block (float32 and float64 keep their dtype), ``cost`` converts a numpy point back to tensors of
+the original framework, dtype and device and returns a number, ``gradients`` returns the
+user's backward as numpy, and a vectorised evaluator (``torch.func.vmap``, ``jax.vmap`` +
+``jax.jit``) computes the perturbed costs in batches when the cost allows it. The core never
+sees a tensor, so it stays numpy-only.
+
+Detection looks at ``type(x).__module__`` and never imports torch or jax; the adapters
+(:mod:`.torch_adapter`, :mod:`.jax_adapter`) are imported only when parameters of that kind
+appear.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+from ..finite_diff import loop_costs
+from ..params import Layout
+from ..problem import Problem
+
+__all__ = ["framework_of", "detect", "adapter", "framework_problem", "Adapter", "VmapEvaluator"]
+
+_MODULES = {"torch": "torch_adapter", "jax": "jax_adapter"}
+_ROOTS = {"torch": "torch", "jax": "jax", "jaxlib": "jax"}
+#: perturbed points per vectorised call: bounded so a batch stays below ~64 MB
+_BATCH_BYTES = 64 << 20
+
+
+def framework_of(value: Any) -> str | None:
+    """``"torch"``, ``"jax"`` or ``None`` (numpy or anything else), without importing either."""
+    return _ROOTS.get(type(value).__module__.split(".")[0])
+
+
+def detect(values: Mapping[str, Any] | list | tuple) -> str | None:
+    """The framework of a collection of arrays, or ``None`` when none is a framework array.
+
+    Raises:
+        ModelError: torch and JAX arrays are mixed.
+    """
+    items = values.values() if isinstance(values, Mapping) else values
+    kinds = {framework_of(v) for v in items} - {None}
+    if len(kinds) > 1:
+        raise ModelError(f"the parameters mix {' and '.join(sorted(kinds))} arrays; use one "
+                         "framework (or numpy) for all of them")
+    return kinds.pop() if kinds else None
+
+
+def adapter(kind: str) -> Adapter:
+    """The adapter of framework ``kind`` (imports that framework).
+
+    Raises:
+        ModelError: the framework is not installed.
+    """
+    try:
+        module = importlib.import_module(f".{_MODULES[kind]}", __name__)
+    except ImportError as exc:
+        raise ModelError(f"{kind} arrays need {kind} installed: pip install 'gradlab[{kind}]' "
+                         f"({exc})") from None
+    return module.ADAPTER
+
+
+class Adapter:
+    """What a framework provides: conversions and a vectorised cost. Subclasses fill it in."""
+
+    name = ""
+    vmap_name = ""
+
+    def to_numpy(self, value: Any) -> np.ndarray:
+        """A framework array as numpy (float32/float64/complex keep their dtype)."""
+        raise NotImplementedError
+
+    def from_numpy(self, array: np.ndarray, like: Any) -> Any:
+        """A numpy array as a framework array with the framework, dtype and device of ``like``
+        (complex input stays complex, of the same precision)."""
+        raise NotImplementedError
+
+    def batched(self, fn: Callable[[Any], Any], like: Any) -> Callable[[np.ndarray], np.ndarray]:
+        """``fn(flat framework vector) -> scalar`` vectorised over rows of a numpy matrix."""
+        raise NotImplementedError
+
+    def no_grad(self):
+        """A context in which plain cost evaluations run (torch: no autograd graph)."""
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+class VmapEvaluator:
+    """Perturbed costs ``J(theta + steps[k] e_i)`` through the framework's vmap, in batches.
+
+    The perturbed points are built exactly as :func:`gradlab.finite_diff.loop_costs` builds them
+    (``t[i] + step`` rounded to theta's dtype) and evaluated by the batched cost.
+    """
+
+    tiny = False
+
+    def __init__(self, batched: Callable[[np.ndarray], np.ndarray], name: str):
+        self.batched, self.name = batched, name
+
+    def costs(self, theta: np.ndarray, steps: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """The same array as :func:`gradlab.finite_diff.loop_costs` (up to rounding)."""
+        steps = np.asarray(steps).reshape(-1)
+        indices = np.asarray(indices, dtype=np.intp).reshape(-1)
+        is_c = np.iscomplexobj(steps)
+        dtype = np.result_type(theta.dtype, np.complex64) if is_c else theta.dtype
+        base = theta.astype(dtype)
+        rows = np.repeat(np.arange(len(steps)), len(indices))
+        cols = np.tile(np.arange(len(indices)), len(steps))
+        per = max(1, _BATCH_BYTES // max(1, base.nbytes))
+        out = np.empty((len(steps), len(indices)), np.complex128 if is_c else np.float64)
+        for start in range(0, rows.size, per):
+            r, c = rows[start:start + per], cols[start:start + per]
+            idx = indices[c]
+            points = np.broadcast_to(base, (r.size, base.size)).copy()
+            # the loop's t[i] + step: the sum in the wider type, rounded into theta's dtype
+            points[np.arange(r.size), idx] = base[idx] + steps[r]
+            values = np.asarray(self.batched(points)).reshape(-1)
+            out[r, c] = values if is_c else np.real(values)
+        return out
+
+
+def _unflatten(layout: Layout, flat: Any) -> dict[str, Any]:
+    """Split a flat framework vector into named blocks of the parameters' shapes."""
+    off = layout.offsets
+    return {n: flat[off[k]:off[k + 1]].reshape(shape)
+            for k, (n, shape) in enumerate(zip(layout.names, layout.shapes, strict=True))}
+
+
+def framework_problem(
+    name: str,
+    params: Mapping[str, Any],
+    X: Any,
+    Y: Any,
+    cost: Callable[..., Any],
+    gradients: Callable[..., Mapping[str, Any]],
+    source: str = "",
+    kind: str | None = None,
+) -> Problem:
+    """A numpy :class:`Problem` for a model whose parameters are torch tensors or JAX arrays.
+
+    Args:
+        name, source: for messages.
+        params: ``{name: tensor}`` (all of one framework).
+        X, Y: passed to ``cost`` and ``gradients`` unchanged.
+        cost: ``cost(params, X, Y) -> scalar tensor`` on framework tensors.
+        gradients: ``gradients(params, X, Y) -> {"dW": tensor, ...}`` (the backward under test;
+            ``None`` for a block counts as zeros, as autograd treats it).
+        kind: ``"torch"`` or ``"jax"``; detected when ``None``.
+
+    Returns:
+        A Problem with numpy params; ``problem.fast`` is the vmap evaluator when the cost can
+        be vectorised, else ``None`` and a note in ``problem.info["notes"]`` says why.
+
+    Raises:
+        ModelError: a parameter of an unsupported dtype, or the framework is missing.
+    """
+    kind = kind or detect(params)
+    ad = adapter(kind)
+    likes = dict(params)
+    numpy_params = {}
+    for key, value in likes.items():
+        arr = ad.to_numpy(value) if framework_of(value) else np.asarray(value)
+        if arr.dtype.kind not in "fc":
+            raise ModelError(f"{source or name}: parameter {key!r} has dtype {arr.dtype}; "
+                             "floating-point tensors are required")
+        numpy_params[str(key)] = arr
+    layout = Layout.of(numpy_params)
+    names = list(likes)
+
+    def to_framework(p: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        return {k: ad.from_numpy(np.asarray(p[str(k)]), likes[k]) for k in names}
+
+    def np_cost(p: Mapping[str, np.ndarray], X_: Any, Y_: Any) -> Any:
+        with ad.no_grad():
+            return _scalar_numpy(ad, cost(to_framework(p), X_, Y_))
+
+    def np_gradients(p: Mapping[str, np.ndarray], X_: Any, Y_: Any) -> dict[str, Any]:
+        raw = gradients(to_framework(p), X_, Y_)
+        if not isinstance(raw, Mapping):
+            return raw  # the core explains what was wrong
+        out = {}
+        for key, value in raw.items():
+            if value is None:  # autograd's "no gradient": zeros
+                base = str(key)[1:] if str(key)[1:] in numpy_params else str(key)
+                value = np.zeros_like(numpy_params.get(base, np.zeros(0)))
+            out[str(key)] = ad.to_numpy(value) if framework_of(value) else value
+        return out
+
+    problem = Problem(name=name, params=numpy_params, X=X, Y=Y, cost=np_cost,
+                      gradients=np_gradients, source=source,
+                      info={"framework": kind, "notes": []})
+    flat_like = next(iter(likes.values()))
+
+    def flat_cost(flat: Any) -> Any:
+        return cost(_unflatten(layout, flat), X, Y)
+
+    theta = layout.flatten(numpy_params)
+    evaluator, reason = _vmap_evaluator(ad, flat_cost, flat_like, theta, layout, np_cost, X, Y)
+    problem.fast = evaluator
+    if reason is not None:
+        problem.info["notes"].append(
+            f"the cost could not be vectorised with {ad.vmap_name} ({reason}); the perturbed "
+            "costs were evaluated one at a time")
+    return problem
+
+
+def _vmap_evaluator(ad: Adapter, flat_cost, flat_like, theta, layout, np_cost, X, Y):
+    """``(VmapEvaluator, None)`` when the cost can be vmapped, else ``(None, one-line reason)``.
+
+    Evaluates two perturbed points through the batched cost and through the plain cost; they
+    must agree to rounding.
+    """
+    steps, idx = np.array([1e-3, -1e-3]), np.array([0])
+    try:
+        evaluator = VmapEvaluator(ad.batched(flat_cost, flat_like), f"{ad.name}-vmap")
+        got = evaluator.costs(theta, steps, idx)
+    except Exception as exc:  # the user's cost under vmap: any failure means "not vmappable"
+        text = " ".join(str(exc).split())
+        return None, f"{type(exc).__name__}: {text[:160]}"
+    try:
+        want = loop_costs(lambda t: np_cost(layout.unflatten(t), X, Y), theta, steps, idx)
+    except Exception:  # the plain cost fails too: the core will report it
+        return None, "the plain cost fails"
+    scale = max(1.0, float(np.max(np.abs(want))))
+    u = float(np.finfo(theta.dtype).eps)
+    if not np.allclose(got, want, rtol=0, atol=1e3 * u * scale, equal_nan=True):
+        return None, (f"the batched cost {got.ravel()[0]:.17g} differs from the plain cost "
+                      f"{want.ravel()[0]:.17g}")
+    return evaluator, None
+
+
+def _scalar_numpy(ad: Adapter, value: Any) -> Any:
+    """A cost's return value as numpy (the core checks that it is one number)."""
+    return ad.to_numpy(value) if framework_of(value) else value

@@ -1,0 +1,63 @@
+"""The JAX adapter: arrays <-> numpy, and the cost vectorised with ``jax.jit(jax.vmap(...))``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import ModelError
+from . import Adapter
+
+__all__ = ["JaxAdapter", "ADAPTER"]
+
+
+class JaxAdapter(Adapter):
+    """Conversions between JAX arrays and numpy, keeping dtype and device."""
+
+    name = "jax"
+    vmap_name = "jax.jit(jax.vmap)"
+
+    def to_numpy(self, value: Any) -> np.ndarray:
+        """A JAX array as a numpy array of the same dtype.
+
+        Raises:
+            ModelError: a dtype finite differences cannot use (bfloat16).
+        """
+        arr = np.asarray(value)
+        if arr.dtype.name == "bfloat16":
+            raise ModelError("bfloat16 arrays cannot be checked by finite differences "
+                             "(8 significant bits); check in float32 or float64")
+        return arr
+
+    def from_numpy(self, array: np.ndarray, like: Any) -> Any:
+        """``array`` as a JAX array with the dtype and device of ``like`` (complex stays
+        complex)."""
+        dtype = like.dtype
+        if np.iscomplexobj(array) and not jnp.iscomplexobj(like):
+            dtype = jnp.complex128 if dtype == jnp.float64 else jnp.complex64
+        out = jnp.asarray(array, dtype=dtype)
+        devices = like.devices() if hasattr(like, "devices") else set()
+        if devices and devices != out.devices():
+            out = jax.device_put(out, like.sharding)
+        return out
+
+    def batched(self, fn: Callable[[Any], Any], like: Any) -> Callable[[np.ndarray], np.ndarray]:
+        """``fn`` under ``jax.jit(jax.vmap(fn))`` over the rows of a numpy matrix; batches are
+        padded to a power of two so that few shapes are compiled."""
+        mapped = jax.jit(jax.vmap(fn))
+
+        def run(points: np.ndarray) -> np.ndarray:
+            n = len(points)
+            size = max(8, 1 << (n - 1).bit_length())
+            if size > n:
+                points = np.concatenate([points, np.repeat(points[:1], size - n, axis=0)])
+            return np.asarray(mapped(jnp.asarray(points)))[:n]
+
+        return run
+
+
+ADAPTER = JaxAdapter()

@@ -1,0 +1,64 @@
+"""The PyTorch adapter: tensors <-> numpy, and the cost vectorised with ``torch.func.vmap``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ModelError
+from . import Adapter
+
+__all__ = ["TorchAdapter", "ADAPTER"]
+
+_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+
+
+class TorchAdapter(Adapter):
+    """Conversions between torch tensors and numpy, keeping dtype, device and requires_grad."""
+
+    name = "torch"
+    vmap_name = "torch.func.vmap"
+
+    def to_numpy(self, value: Any) -> np.ndarray:
+        """A tensor as a numpy array of the same dtype (on the CPU, detached).
+
+        Raises:
+            ModelError: a dtype numpy has no equivalent for (bfloat16).
+        """
+        t = value.detach()
+        if t.dtype == torch.bfloat16:
+            raise ModelError("bfloat16 tensors cannot be checked by finite differences "
+                             "(8 significant bits); check in float32 or float64")
+        return t.cpu().resolve_conj().numpy()
+
+    def from_numpy(self, array: np.ndarray, like: Any) -> Any:
+        """``array`` as a tensor with the dtype and device of ``like`` (complex stays complex);
+        a fresh leaf that requires grad when ``like`` does."""
+        dtype = like.dtype
+        if np.iscomplexobj(array) and not like.is_complex():
+            dtype = _COMPLEX.get(dtype, torch.complex128)
+        t = torch.as_tensor(array, dtype=dtype, device=like.device)
+        if like.requires_grad:
+            t = t.detach().requires_grad_(True)
+        return t
+
+    def batched(self, fn: Callable[[Any], Any], like: Any) -> Callable[[np.ndarray], np.ndarray]:
+        """``fn`` mapped over the rows of a numpy matrix with ``torch.func.vmap``."""
+        mapped = torch.func.vmap(fn)
+
+        def run(points: np.ndarray) -> np.ndarray:
+            pts = torch.as_tensor(points, device=like.device)
+            with torch.no_grad():
+                return mapped(pts).detach().cpu().resolve_conj().numpy()
+
+        return run
+
+    def no_grad(self):
+        """``torch.no_grad()``: plain cost evaluations build no graph."""
+        return torch.no_grad()
+
+
+ADAPTER = TorchAdapter()
