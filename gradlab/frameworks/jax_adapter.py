@@ -59,5 +59,25 @@ class JaxAdapter(Adapter):
 
         return run
 
+    def is_float(self, value: Any) -> bool:
+        """True for a floating-point or complex array."""
+        return bool(jnp.issubdtype(value.dtype, jnp.inexact))
+
+    def evaluate(self, call: Callable[[dict], tuple], params: dict[str, Any]) -> tuple:
+        """``call(params)``."""
+        return tuple(call(params))
+
+    def dot(self, outputs: tuple, cotangent: list) -> Any:
+        """``sum_k <cotangent_k, outputs_k>``."""
+        return sum(jnp.sum(c * o) for c, o in zip(cotangent, outputs, strict=True))
+
+    def vjp(self, call: Callable[[dict], tuple], params: dict[str, Any],
+            cotangent: list) -> dict[str, Any]:
+        """The backward under test: ``jax.vjp`` pulled back with the cotangent."""
+        keys = list(params)
+        _, pullback = jax.vjp(lambda *xs: tuple(call(dict(zip(keys, xs, strict=True)))),
+                              *params.values())
+        return dict(zip(keys, pullback(tuple(cotangent)), strict=True))
+
 
 ADAPTER = JaxAdapter()

@@ -60,5 +60,26 @@ class TorchAdapter(Adapter):
         """``torch.no_grad()``: plain cost evaluations build no graph."""
         return torch.no_grad()
 
+    def is_float(self, value: Any) -> bool:
+        """True for a floating-point or complex tensor."""
+        return value.is_floating_point() or value.is_complex()
+
+    def evaluate(self, call: Callable[[dict], tuple], params: dict[str, Any]) -> tuple:
+        """``call(params)`` without a graph, outputs detached."""
+        with torch.no_grad():
+            return tuple(o.detach() for o in call(params))
+
+    def dot(self, outputs: tuple, cotangent: list) -> Any:
+        """``sum_k <cotangent_k, outputs_k>``."""
+        return sum((c * o).sum() for c, o in zip(cotangent, outputs, strict=True))
+
+    def vjp(self, call: Callable[[dict], tuple], params: dict[str, Any],
+            cotangent: list) -> dict[str, Any]:
+        """The backward under test: ``torch.autograd.grad(outputs, inputs, cotangent)``."""
+        leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        grads = torch.autograd.grad(call(leaves), list(leaves.values()), grad_outputs=cotangent,
+                                    allow_unused=True)
+        return dict(zip(leaves, grads, strict=True))
+
 
 ADAPTER = TorchAdapter()
