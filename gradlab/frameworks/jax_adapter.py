@@ -14,6 +14,9 @@ from . import Adapter
 
 __all__ = ["JaxAdapter", "ADAPTER"]
 
+#: smallest padded batch: the probes, step scan and noise measurement share one compiled shape
+_MIN_BATCH = 128
+
 
 class JaxAdapter(Adapter):
     """Conversions between JAX arrays and numpy, keeping dtype and device."""
@@ -52,7 +55,7 @@ class JaxAdapter(Adapter):
 
         def run(points: np.ndarray) -> np.ndarray:
             n = len(points)
-            size = max(8, 1 << (n - 1).bit_length())
+            size = max(_MIN_BATCH, 1 << (n - 1).bit_length())
             if size > n:
                 points = np.concatenate([points, np.repeat(points[:1], size - n, axis=0)])
             return np.asarray(mapped(jnp.asarray(points)))[:n]
