@@ -31,6 +31,8 @@ _MODULES = {"torch": "torch_adapter", "jax": "jax_adapter"}
 _ROOTS = {"torch": "torch", "jax": "jax", "jaxlib": "jax"}
 #: perturbed points per vectorised call: bounded so a batch stays below ~64 MB
 _BATCH_BYTES = 64 << 20
+#: and at most this many points (the cost's intermediate values are batched too)
+_MAX_POINTS = 4096
 
 
 def framework_of(value: Any) -> str | None:
@@ -71,6 +73,8 @@ class Adapter:
 
     name = ""
     vmap_name = ""
+    #: True when every batched call should have the same number of rows (compiled per shape)
+    fixed_batch = False
 
     def to_numpy(self, value: Any) -> np.ndarray:
         """A framework array as numpy (float32/float64/complex keep their dtype)."""
@@ -81,8 +85,10 @@ class Adapter:
         (complex input stays complex, of the same precision)."""
         raise NotImplementedError
 
-    def batched(self, fn: Callable[[Any], Any], like: Any) -> Callable[[np.ndarray], np.ndarray]:
-        """``fn(flat framework vector) -> scalar`` vectorised over rows of a numpy matrix."""
+    def batched(self, fn: Callable[[Any, dict], Any],
+                like: Any) -> Callable[[np.ndarray, dict], np.ndarray]:
+        """``fn(flat block, {other blocks}) -> scalar`` vectorised over the rows of a numpy
+        matrix (the block, as tensors like ``like``), the other blocks shared."""
         raise NotImplementedError
 
     def no_grad(self):
@@ -95,14 +101,43 @@ class Adapter:
 class VmapEvaluator:
     """Perturbed costs ``J(theta + steps[k] e_i)`` through the framework's vmap, in batches.
 
-    The perturbed points are built exactly as :func:`gradlab.finite_diff.loop_costs` builds them
-    (``t[i] + step`` rounded to theta's dtype) and evaluated by the batched cost.
+    A perturbed point differs from theta in one block, so the points are batched per block:
+    only that block is a batched argument of the vmapped cost, the other blocks are shared
+    (unbatched) tensors, and whatever the cost computes from them alone is computed once per
+    batch. Each block's values are built exactly as :func:`gradlab.finite_diff.loop_costs`
+    builds them (``t[i] + step`` rounded to theta's dtype).
     """
 
     tiny = False
 
-    def __init__(self, batched: Callable[[np.ndarray], np.ndarray], name: str):
-        self.batched, self.name = batched, name
+    def __init__(self, ad: Adapter, layout: Layout, likes: Mapping[str, Any],
+                 cost: Callable[..., Any], X: Any, Y: Any):
+        self.ad, self.layout, self.likes = ad, layout, dict(likes)
+        self.cost, self.X, self.Y = cost, X, Y
+        self.name = f"{ad.name}-vmap"
+        self._batched: dict[str, Callable[..., np.ndarray]] = {}
+
+    def _block_fn(self, name: str) -> Callable[..., np.ndarray]:
+        """The batched cost as a function of block ``name`` (the others fixed)."""
+        if name not in self._batched:
+            shape = self.layout.shapes[self.layout.names.index(name)]
+            names = self.layout.names
+
+            def cost_of_block(flat: Any, others: dict[str, Any]) -> Any:
+                p = {n: others[n] if n != name else flat.reshape(shape) for n in names}
+                return self.cost(p, self.X, self.Y)
+
+            self._batched[name] = self.ad.batched(cost_of_block, self.likes[name])
+        return self._batched[name]
+
+    def _chunk(self, part: np.ndarray) -> int:
+        """Points per call for a block: below the memory bound; for a framework that compiles
+        per shape (``fixed_batch``), one power of two per block covering its central
+        differences, every call padded to it."""
+        per = int(np.clip(_BATCH_BYTES // max(1, part.nbytes), 1, _MAX_POINTS))
+        if self.ad.fixed_batch:
+            per = min(1 << (per.bit_length() - 1), 1 << max(7, (2 * part.size - 1).bit_length()))
+        return per
 
     def costs(self, theta: np.ndarray, steps: np.ndarray, indices: np.ndarray) -> np.ndarray:
         """The same array as :func:`gradlab.finite_diff.loop_costs` (up to rounding)."""
@@ -111,26 +146,33 @@ class VmapEvaluator:
         is_c = np.iscomplexobj(steps)
         dtype = np.result_type(theta.dtype, np.complex64) if is_c else theta.dtype
         base = theta.astype(dtype)
-        rows = np.repeat(np.arange(len(steps)), len(indices))
-        cols = np.tile(np.arange(len(indices)), len(steps))
-        per = max(1, _BATCH_BYTES // max(1, base.nbytes))
+        blocks = self.layout.unflatten(base)
         out = np.empty((len(steps), len(indices)), np.complex128 if is_c else np.float64)
-        for start in range(0, rows.size, per):
-            r, c = rows[start:start + per], cols[start:start + per]
-            idx = indices[c]
-            points = np.broadcast_to(base, (r.size, base.size)).copy()
-            # the loop's t[i] + step: the sum in the wider type, rounded into theta's dtype
-            points[np.arange(r.size), idx] = base[idx] + steps[r]
-            values = np.asarray(self.batched(points)).reshape(-1)
-            out[r, c] = values if is_c else np.real(values)
+        for name, sl in self.layout.slices().items():
+            cols_b = np.flatnonzero((indices >= sl.start) & (indices < sl.stop))
+            if not cols_b.size:
+                continue
+            others = {n: self.ad.from_numpy(v, self.likes[n]) for n, v in blocks.items()
+                      if n != name}
+            part = base[sl]
+            rows = np.repeat(np.arange(len(steps)), cols_b.size)
+            cols = np.tile(cols_b, len(steps))
+            per = self._chunk(part)
+            # one buffer of copies of the block: each chunk perturbs one entry per row, then
+            # puts it back (no fresh 64 MB per chunk)
+            buf = np.empty((per if self.ad.fixed_batch else min(per, rows.size), part.size),
+                           dtype)
+            buf[:] = part
+            for start in range(0, rows.size, per):
+                r, c = rows[start:start + per], cols[start:start + per]
+                at = (np.arange(r.size), indices[c] - sl.start)
+                # the loop's t[i] + step: the sum in the wider type, rounded into theta's dtype
+                buf[at] = part[at[1]] + steps[r]
+                points = buf if self.ad.fixed_batch else buf[:r.size]
+                values = np.asarray(self._block_fn(name)(points, others)).reshape(-1)[:r.size]
+                buf[at] = part[at[1]]
+                out[r, c] = values if is_c else np.real(values)
         return out
-
-
-def _unflatten(layout: Layout, flat: Any) -> dict[str, Any]:
-    """Split a flat framework vector into named blocks of the parameters' shapes."""
-    off = layout.offsets
-    return {n: flat[off[k]:off[k + 1]].reshape(shape)
-            for k, (n, shape) in enumerate(zip(layout.names, layout.shapes, strict=True))}
 
 
 def framework_problem(
@@ -163,7 +205,7 @@ def framework_problem(
     """
     kind = kind or detect(params)
     ad = adapter(kind)
-    likes = dict(params)
+    likes = {str(k): v for k, v in params.items()}
     numpy_params = {}
     for key, value in likes.items():
         arr = ad.to_numpy(value) if framework_of(value) else np.asarray(value)
@@ -196,13 +238,9 @@ def framework_problem(
     problem = Problem(name=name, params=numpy_params, X=X, Y=Y, cost=np_cost,
                       gradients=np_gradients, source=source,
                       info={"framework": kind, "notes": []})
-    flat_like = next(iter(likes.values()))
-
-    def flat_cost(flat: Any) -> Any:
-        return cost(_unflatten(layout, flat), X, Y)
-
     theta = layout.flatten(numpy_params)
-    evaluator, reason = _vmap_evaluator(ad, flat_cost, flat_like, theta, layout, np_cost, X, Y)
+    evaluator, reason = _vmap_evaluator(VmapEvaluator(ad, layout, likes, cost, X, Y), theta,
+                                        layout, np_cost, X, Y)
     problem.fast = evaluator
     if reason is not None:
         problem.info["notes"].append(
@@ -211,15 +249,15 @@ def framework_problem(
     return problem
 
 
-def _vmap_evaluator(ad: Adapter, flat_cost, flat_like, theta, layout, np_cost, X, Y):
+def _vmap_evaluator(evaluator: VmapEvaluator, theta, layout, np_cost, X, Y):
     """``(VmapEvaluator, None)`` when the cost can be vmapped, else ``(None, one-line reason)``.
 
     Evaluates two perturbed points through the batched cost and through the plain cost; they
     must agree to rounding.
     """
-    steps, idx = np.array([1e-3, -1e-3]), np.array([0])
+    steps = np.array([1e-3, -1e-3])
+    idx = np.array(layout.offsets[:-1])  # one coordinate of every block
     try:
-        evaluator = VmapEvaluator(ad.batched(flat_cost, flat_like), f"{ad.name}-vmap")
         got = evaluator.costs(theta, steps, idx)
     except Exception as exc:  # the user's cost under vmap: any failure means "not vmappable"
         text = " ".join(str(exc).split())

@@ -14,15 +14,12 @@ from . import Adapter
 
 __all__ = ["JaxAdapter", "ADAPTER"]
 
-#: smallest padded batch: the probes, step scan and noise measurement share one compiled shape
-_MIN_BATCH = 128
-
-
 class JaxAdapter(Adapter):
     """Conversions between JAX arrays and numpy, keeping dtype and device."""
 
     name = "jax"
     vmap_name = "jax.jit(jax.vmap)"
+    fixed_batch = True
 
     def to_numpy(self, value: Any) -> np.ndarray:
         """A JAX array as a numpy array of the same dtype.
@@ -48,17 +45,15 @@ class JaxAdapter(Adapter):
             out = jax.device_put(out, like.sharding)
         return out
 
-    def batched(self, fn: Callable[[Any], Any], like: Any) -> Callable[[np.ndarray], np.ndarray]:
-        """``fn`` under ``jax.jit(jax.vmap(fn))`` over the rows of a numpy matrix; batches are
-        padded to a power of two so that few shapes are compiled."""
-        mapped = jax.jit(jax.vmap(fn))
+    def batched(self, fn: Callable[[Any, dict], Any],
+                like: Any) -> Callable[[np.ndarray, dict], np.ndarray]:
+        """``fn`` under ``jax.jit(jax.vmap(fn))`` over the rows of a numpy matrix (the dict of
+        other blocks unbatched); the evaluator pads every call of a block to one shape
+        (``fixed_batch``), so each block is compiled once."""
+        mapped = jax.jit(jax.vmap(fn, in_axes=(0, None)))
 
-        def run(points: np.ndarray) -> np.ndarray:
-            n = len(points)
-            size = max(_MIN_BATCH, 1 << (n - 1).bit_length())
-            if size > n:
-                points = np.concatenate([points, np.repeat(points[:1], size - n, axis=0)])
-            return np.asarray(mapped(jnp.asarray(points)))[:n]
+        def run(points: np.ndarray, others: dict) -> np.ndarray:
+            return np.asarray(mapped(jnp.asarray(points), others))
 
         return run
 

@@ -45,14 +45,16 @@ class TorchAdapter(Adapter):
             t = t.detach().requires_grad_(True)
         return t
 
-    def batched(self, fn: Callable[[Any], Any], like: Any) -> Callable[[np.ndarray], np.ndarray]:
-        """``fn`` mapped over the rows of a numpy matrix with ``torch.func.vmap``."""
-        mapped = torch.func.vmap(fn)
+    def batched(self, fn: Callable[[Any, dict], Any],
+                like: Any) -> Callable[[np.ndarray, dict], np.ndarray]:
+        """``fn`` mapped over the rows of a numpy matrix with ``torch.func.vmap`` (the dict of
+        other blocks unbatched)."""
+        mapped = torch.func.vmap(fn, in_dims=(0, None))
 
-        def run(points: np.ndarray) -> np.ndarray:
+        def run(points: np.ndarray, others: dict) -> np.ndarray:
             pts = torch.as_tensor(points, device=like.device)
             with torch.no_grad():
-                return mapped(pts).detach().cpu().resolve_conj().numpy()
+                return mapped(pts, others).detach().cpu().resolve_conj().numpy()
 
         return run
 
