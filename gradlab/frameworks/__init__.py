@@ -97,6 +97,24 @@ class Adapter:
 
         return contextlib.nullcontext()
 
+    def is_float(self, value: Any) -> bool:
+        """True for a floating-point or complex framework array."""
+        raise NotImplementedError
+
+    def evaluate(self, call: Callable[[dict], tuple], params: dict[str, Any]) -> tuple:
+        """``call(params)`` (a tuple of outputs), outside any autograd graph."""
+        raise NotImplementedError
+
+    def dot(self, outputs: tuple, cotangent: list) -> Any:
+        """``sum_k <cotangent_k, outputs_k>`` as a framework scalar."""
+        raise NotImplementedError
+
+    def vjp(self, call: Callable[[dict], tuple], params: dict[str, Any],
+            cotangent: list) -> dict[str, Any]:
+        """The framework's vector-Jacobian product of ``call`` at ``params`` with
+        ``cotangent``: ``{name: gradient or None}`` (the user's backward runs here)."""
+        raise NotImplementedError
+
 
 class VmapEvaluator:
     """Perturbed costs ``J(theta + steps[k] e_i)`` through the framework's vmap, in batches.

@@ -73,3 +73,14 @@ def test_core_and_plugin_import_no_framework():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def test_missing_framework_skips_locally_and_fails_under_ci(monkeypatch):
+    import pytest
+
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception, match="not installed"):
+        need("gradlab_no_such_framework")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(ImportError):
+        need("gradlab_no_such_framework")
