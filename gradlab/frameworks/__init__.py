@@ -226,7 +226,10 @@ def framework_problem(
     likes = {str(k): v for k, v in params.items()}
     numpy_params = {}
     for key, value in likes.items():
-        arr = ad.to_numpy(value) if framework_of(value) else np.asarray(value)
+        if framework_of(value) != kind:
+            raise ModelError(f"{source or name}: parameter {key!r} is {type(value).__name__}, the "
+                             f"others are {kind} arrays; give every parameter as a {kind} array")
+        arr = ad.to_numpy(value)
         if arr.dtype.kind not in "fc":
             raise ModelError(f"{source or name}: parameter {key!r} has dtype {arr.dtype}; "
                              "floating-point tensors are required")

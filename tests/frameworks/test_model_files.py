@@ -16,6 +16,7 @@ jax = need("jax")
 
 from gradlab.check import check_problem  # noqa: E402
 from gradlab.config import normalise  # noqa: E402
+from gradlab.errors import ModelError  # noqa: E402
 from gradlab.finite_diff import loop_costs  # noqa: E402
 from gradlab.models.byo import byo_problem, load_module  # noqa: E402
 from gradlab.params import Layout  # noqa: E402
@@ -87,17 +88,21 @@ def test_model_file_blocks_match_autograd(tmp_path, kind, bug, float32):
     assert {b.name for b in result.failing()} == expected, result.table()
 
 
+@pytest.mark.parametrize("float32", [False, True], ids=["float64", "float32"])
 @pytest.mark.parametrize("kind", ["torch", "jax"])
-def test_vmap_evaluator_gives_the_loops_costs_and_estimates(tmp_path, kind):
-    problem = byo_problem(variant(tmp_path, kind, bug=True))
+def test_vmap_evaluator_gives_the_loops_costs_and_estimates(tmp_path, kind, float32):
+    problem = byo_problem(variant(tmp_path, kind, bug=True, float32=float32))
     layout = Layout.of(problem.params)
     theta = layout.flatten(problem.params)
-    steps, idx = np.array([1e-5, -1e-5, 1e-3]), np.arange(theta.size)
+    steps, idx = np.array([1e-3, -1e-3, 1e-1]), np.arange(theta.size)
     fast = problem.fast.costs(theta, steps, idx)
     loop = loop_costs(lambda t: problem.cost(layout.unflatten(t), problem.X, problem.Y),
                       theta, steps, idx)
     assert fast.shape == loop.shape
-    np.testing.assert_allclose(fast, loop, rtol=0, atol=64 * np.finfo(float).eps)
+    j0 = abs(float(problem.cost(problem.params, problem.X, problem.Y)))
+    np.testing.assert_allclose(fast, loop, rtol=0, atol=64 * np.finfo(theta.dtype).eps * j0)
+    if float32:
+        return
     by_loop, by_vmap = check_problem(problem, engine="loop"), check_problem(problem)
     assert (by_loop.engine, by_vmap.engine) == ("loop", f"{kind}-vmap")
     assert [b.verdict for b in by_loop.blocks] == [b.verdict for b in by_vmap.blocks]
@@ -180,3 +185,11 @@ def test_sweep_runs_torch_and_jax_model_files(tmp_path):
                     strict=True))
     assert {r[2] for r in rows} == {"done"}
     assert {(m, b) for m, b, _, f in rows if f} == {("jax-bug", "W1"), ("jax-bug", "W2")}
+
+
+def test_mixed_numpy_and_torch_parameters_are_one_clear_error(tmp_path):
+    path = tmp_path / "mixed.py"
+    path.write_text(OLD_STYLE.replace('"v": torch.randn(3, generator=g, dtype=torch.float64)',
+                                      '"v": __import__("numpy").ones(3)'))
+    with pytest.raises(ModelError, match="parameter 'v' is ndarray, the others are torch arrays"):
+        byo_problem(path)
