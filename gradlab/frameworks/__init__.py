@@ -282,7 +282,11 @@ def _vmap_evaluator(evaluator: VmapEvaluator, theta, layout, np_cost, X, Y):
         got = evaluator.costs(theta, steps, idx)
     except Exception as exc:  # the user's cost under vmap: any failure means "not vmappable"
         text = " ".join(str(exc).split())
-        return None, f"{type(exc).__name__}: {text[:160]}"
+        if "setup_context" in text:
+            return None, ("an autograd.Function without setup_context; give it a "
+                          "setup_context staticmethod and generate_vmap_rule = True to batch")
+        cause = exc.__cause__ or exc
+        return None, f"{type(cause).__name__}: {' '.join(str(cause).split())[:120]}"
     try:
         want = loop_costs(lambda t: np_cost(layout.unflatten(t), X, Y), theta, steps, idx)
     except Exception:  # the plain cost fails too: the core will report it
