@@ -11,16 +11,13 @@ import numpy as np
 import pytest
 from needs import need
 
-torch = need("torch")
-jax = need("jax")
-
-from gradlab.check import check_problem  # noqa: E402
-from gradlab.config import normalise  # noqa: E402
-from gradlab.errors import ModelError  # noqa: E402
-from gradlab.finite_diff import loop_costs  # noqa: E402
-from gradlab.models.byo import byo_problem, load_module  # noqa: E402
-from gradlab.params import Layout  # noqa: E402
-from gradlab.sweep import run_group  # noqa: E402
+from gradlab.check import check_problem
+from gradlab.config import normalise
+from gradlab.errors import ModelError
+from gradlab.finite_diff import loop_costs
+from gradlab.models.byo import byo_problem, load_module
+from gradlab.params import Layout
+from gradlab.sweep import run_group
 
 ROOT = Path(__file__).resolve().parents[2]
 TORCH_MODEL = ROOT / "examples" / "torch_model.py"
@@ -30,6 +27,13 @@ BUGS = {
     "torch": (TORCH_MODEL, "dz.sum(dim=1, keepdim=True)", "dz.mean(dim=1, keepdim=True)"),
     "jax": (JAX_MODEL, "return W.T @ dz, dz @ x.T", "return W.T @ dz, -(dz @ x.T)"),
 }
+
+
+@pytest.fixture(autouse=True)
+def frameworks():
+    """Every test here needs torch and jax (imported when the test runs, not at collection)."""
+    need("torch")
+    need("jax")
 
 
 def variant(tmp_path: Path, kind: str, bug: bool, float32: bool = False) -> Path:
@@ -48,6 +52,7 @@ def variant(tmp_path: Path, kind: str, bug: bool, float32: bool = False) -> Path
 
 def truth(path: Path) -> set[str]:
     """Blocks whose file gradients differ from autograd of the plain forward (no custom rule)."""
+    torch, jax = need("torch"), need("jax")
     module = load_module(path)
     params, X, Y = module.init(0)
     if "torch" in path.name:
