@@ -46,6 +46,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number > 0")
+    return value
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", default="correct",
                    help="bug variant of the built-in networks (see 'gradlab variants'); "
@@ -91,11 +101,22 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--threshold", type=_positive_float, default=None,
                      help="use this fixed relative-difference threshold (seed style) instead of "
                           "the measured noise floor")
+    chk.add_argument("--localise", choices=("auto", "failing", "all", "none"), default="auto",
+                     help="auto (default): 'all' for the built-in networks, 'failing' for your "
+                          "own model; all: every element of every block estimated; failing: "
+                          "blocks over 64 elements screened along random directions and only "
+                          "failing ones localised; none: screened, never localised")
     chk.add_argument("--engine", choices=("auto", "loop", "fast"), default="auto",
                      help="auto (default): the fast engine where the model has one (the plain "
                           "loop for tiny networks, where it is already instant and reproduces "
                           "the seed's digits); loop: the plain one-coordinate-at-a-time "
                           "reference; fast: the fast engine even for tiny networks")
+    chk.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
+                     help="a model file's check is stopped after S seconds of wall time and "
+                          "reported as failed (default 600)")
+    chk.add_argument("--memory-mb", type=_positive_int, default=None, metavar="M",
+                     help="a model file's worker may map M MB beyond gradlab's own (default: "
+                          "no limit)")
     chk.add_argument("--json", action="store_true", help="print one JSON object")
     chk.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                      help="show tracebacks on errors")
@@ -111,17 +132,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
-    from .check import check_problem
-    from .spec import ModelSpec, build_problem, parse_dims
+def _run_check(args: argparse.Namespace):
+    """Build and check the model: a model file in a worker process with the limits."""
+    from .errors import ModelError
+    from .runner import is_file_model, open_model
+    from .spec import ModelSpec, parse_dims
 
     spec = ModelSpec(
         model=args.model, variant=args.variant, seed=args.seed, dims=parse_dims(args.dims),
         examples=args.examples, lambd=args.lambd, keep_prob=args.keep_prob, dtype=args.dtype,
     )
-    problem = build_problem(spec)
-    result = check_problem(problem, method=args.method, eps=args.eps,
-                           threshold=args.threshold, engine=args.engine, seed=args.seed)
+    limits = None
+    if is_file_model(spec):  # the built-in models run in-process, without limits
+        from .isolate import DEFAULT_SECONDS, Limits
+
+        limits = Limits(args.timeout or DEFAULT_SECONDS, args.memory_mb)
+    debug = getattr(args, "debug", False)
+    echo = sys.stderr.buffer if debug else None  # the model's own output, with --debug only
+    try:
+        with open_model(spec, limits, echo=echo) as runner:
+            runner.build()
+            result, _ = runner.check(method=args.method, eps=args.eps, threshold=args.threshold,
+                                     engine=args.engine, seed=args.seed, localise=args.localise)
+    except ModelError as exc:
+        if debug and getattr(exc, "details", ""):  # the traceback from inside the worker
+            print(exc.details, file=sys.stderr, end="")
+        raise
+    return result
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    result = _run_check(args)
     if args.json:
         data = result.to_dict()
         data["model"] = args.model
@@ -130,11 +171,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
     else:
         how = "chosen automatically" if result.eps_chosen else "given"
         print(result.sentence())
-        print(f"model {args.model}, variant {args.variant}; {result.method} differences, "
-              f"eps {result.eps:g} ({how}); threshold {result.threshold:.3g} "
+        what = f"model {args.model}" + ("" if args.model.endswith(".py")
+                                         else f", variant {args.variant}")
+        print(f"{what}; {result.method} differences, "
+              f"{result.steps_text()} ({how}); threshold {result.threshold:.3g} "
               f"({'fixed' if args.threshold else 'measured noise floor x safety'}); "
               f"{result.evaluations} cost evaluations, {result.seconds:.3f} s, "
-              f"engine {result.engine}")
+              f"engine {result.engine}, localise {result.localise}")
         print()
         print(result.table())
         for note in result.notes:

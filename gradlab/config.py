@@ -42,7 +42,9 @@ __all__ = [
 METHODS = ("forward", "central", "five-point", "complex-step")
 DTYPES = ("float32", "float64")
 MODEL_KINDS = ("seed-net", "mlp", "linear1d", "file")
-TOP_KEYS = ("models", "variants", "seeds", "methods", "epsilons", "dtypes", "verdict", "report")
+TOP_KEYS = ("models", "variants", "seeds", "methods", "epsilons", "dtypes", "verdict", "limits",
+            "report")
+LIMIT_KEYS = ("seconds_per_check", "memory_mb")
 MODEL_KEYS = ("name", "kind", "dims", "examples", "lambda", "keep_prob", "path")
 DEFAULT_EPSILONS = [float(f"1e-{k:02d}") for k in range(1, 13)]
 DEFAULT_TITLE = "gradlab: where backprop fails"
@@ -61,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "epsilons": DEFAULT_EPSILONS,
     "dtypes": ["float64"],
     "verdict": {"threshold": None},
+    "limits": {"seconds_per_check": 600.0, "memory_mb": None},
     "report": {"title": DEFAULT_TITLE},
 }
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -228,7 +231,8 @@ def _dims(value: Any, key: str) -> list[int]:
     return dims
 
 
-def _model(raw: Any, i: int, base: Path | None, load: bool) -> dict[str, Any]:
+def _model(raw: Any, i: int, base: Path | None, load: Mapping[str, Any] | None
+           ) -> dict[str, Any]:
     where = f"models[{i}]"
     if not isinstance(raw, Mapping):
         raise _fail(where, f"{_show(raw)} is not a mapping; write e.g. "
@@ -260,8 +264,8 @@ def _model(raw: Any, i: int, base: Path | None, load: bool) -> dict[str, Any]:
             raise _fail(f"{where}.path", f"{got}; a file model needs the path of a .py "
                         "file defining init(seed), cost(params, X, Y), gradients(params, X, Y)")
         model["path"] = Path(path).as_posix()
-        if load:
-            _check_model_file(model["path"], f"{where}.path", base)
+        if load is not None:
+            _check_model_file(model["path"], f"{where}.path", base, load)
     if kind == "mlp":
         model["dims"] = _dims(raw.get("dims", [4, 5, 3, 1]), f"{where}.dims")
         examples = _integer(raw.get("examples", 3), f"{where}.examples",
@@ -292,18 +296,44 @@ def _model(raw: Any, i: int, base: Path | None, load: bool) -> dict[str, Any]:
     return dict(sorted(model.items()))
 
 
-def _check_model_file(path: str, key: str, base: Path | None) -> None:
+def _check_model_file(path: str, key: str, base: Path | None, limits: Mapping[str, Any]
+                      ) -> None:
     full = Path(path) if base is None or Path(path).is_absolute() else base / path
     if not full.is_file():
         raise _fail(key, f"model file {_show(path)} does not exist (paths are relative to "
                     "the directory the workflow runs in); give the path of a .py file")
     from .errors import ModelError
-    from .models.byo import load_module
+    from .runner import probe_import
 
-    try:
-        load_module(full)
+    try:  # in a worker process with the limits: the import may crash or hang
+        probe_import(full, limits["seconds_per_check"], limits["memory_mb"])
     except ModelError as exc:
         raise _fail(key, str(exc)) from None
+
+
+def _limits(raw: Any) -> dict[str, Any]:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise _fail("limits", f"{_show(raw)} is not a mapping; write e.g. "
+                    "{seconds_per_check: 600, memory_mb: 4000}")
+    _unknown_keys(raw, LIMIT_KEYS, "limits")
+    how = ("the wall time of one check of one model file, in seconds: a number > 0, "
+           "e.g. 600")
+    seconds = _number(raw.get("seconds_per_check", 600.0), "limits.seconds_per_check", how)
+    if seconds <= 0:
+        raise _fail("limits.seconds_per_check", f"{_show(raw['seconds_per_check'])} is not "
+                    f"allowed; give {how}")
+    memory = raw.get("memory_mb")
+    if memory is not None:
+        how = ("the memory a model file's worker may map, in MB: a whole number > 0, e.g. "
+               "4000, or null for no limit")
+        if isinstance(memory, str) and memory.strip().isdigit():
+            memory = int(memory)
+        memory = _integer(memory, "limits.memory_mb", how)
+        if memory <= 0:
+            raise _fail("limits.memory_mb", f"{memory} is not allowed; give {how}")
+    return {"memory_mb": memory, "seconds_per_check": seconds}
 
 
 def normalise(raw: Any, base: str | Path | None = None, load_models: bool = True
@@ -335,8 +365,10 @@ def normalise(raw: Any, base: str | Path | None = None, load_models: bool = True
     cfg = {key: raw.get(key, DEFAULTS[key]) for key in TOP_KEYS}
     base_path = Path(base) if base is not None else None
 
+    limits = _limits(cfg["limits"])
     models_raw = _as_list(cfg["models"], "models", "{kind: seed-net}")
-    models = [_model(m, i, base_path, load_models) for i, m in enumerate(models_raw)]
+    models = [_model(m, i, base_path, limits if load_models else None)
+              for i, m in enumerate(models_raw)]
     names: dict[str, int] = {}
     for i, m in enumerate(models):
         if m["name"] in names:
@@ -380,6 +412,7 @@ def normalise(raw: Any, base: str | Path | None = None, load_models: bool = True
     return {
         "dtypes": dtypes,
         "epsilons": _epsilons(cfg["epsilons"]),
+        "limits": limits,
         "methods": methods,
         "models": sorted(models, key=lambda m: m["name"]),
         "report": {"title": title},

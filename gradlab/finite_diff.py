@@ -6,13 +6,11 @@ perturbed points comes from an *evaluator* ``costs(theta, steps, indices) -> (le
 len(indices))``; :func:`loop_costs` is the plain reference (one perturbed copy per evaluation);
 the fast engine provides the same function computed with less work.
 
-Also here: the measured noise level of the cost (:func:`noise_level`, after Moré & Wild's
-ECnoise) and the automatic step choice (:func:`choose_step`, the bottom of the error-vs-eps "V").
+The measured noise of the cost and the automatic step choice live in :mod:`gradlab.probes`.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,8 +27,6 @@ __all__ = [
     "estimate",
     "stencil",
     "combine",
-    "noise_level",
-    "choose_step",
     "complex_safety",
     "machine_eps",
     "Evaluator",
@@ -180,109 +176,6 @@ def combine(method: Method, eps: float, rows: list[np.ndarray], j0: float) -> np
     if method.center:
         total += method.center * j0
     return total / eps
-
-
-def _ecnoise(values: np.ndarray) -> float:
-    """Noise of equally spaced function values from their high-order differences (ECnoise)."""
-    estimates = []
-    diff = values.astype(np.float64)
-    for k in range(1, 7):
-        diff = np.diff(diff)
-        if k < 3:
-            continue
-        gamma = math.factorial(k) ** 2 / math.factorial(2 * k)
-        estimates.append(math.sqrt(gamma * float(np.mean(diff**2))))
-    estimates.sort()  # the median, without np.median (which imports numpy.ma: slow start-up)
-    mid = len(estimates) // 2
-    return float(estimates[mid] if len(estimates) % 2 else 0.5 * sum(estimates[mid - 1:mid + 1]))
-
-
-def noise_level(
-    costs: Evaluator,
-    theta: np.ndarray,
-    j0: float,
-    seed: int = 0,
-    step: float | None = None,
-    blocks: list[slice] | None = None,
-    radius: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-) -> float:
-    """Measure the round-off noise of the cost near ``theta`` (absolute, one evaluation).
-
-    Evaluates J with the evaluator the estimate uses at 9 equally spaced points along one
-    random coordinate of each parameter block (at most 16 blocks; three coordinates when no
-    blocks are given), as a finite difference does, spaced by ``step`` (capped at
-    ``sqrt(eps_machine)`` times the parameters' scale, far below the scale on which J curves;
-    when the model knows its kink ``radius``, the block's coordinate farthest from a kink,
-    with the points kept inside that radius),
-    and estimates the noise from the 3rd-6th differences (Moré & Wild, "Estimating
-    computational noise", 2011). Perturbing one coordinate by a tiny step leaves most rounding
-    unchanged, so the noise a finite difference sees at a small step is smaller than at a
-    large one; measuring at the step used captures that. The largest estimate is kept (the
-    noisiest block sets the bound) and the result is at least ``eps_machine * |J|``.
-    """
-    u = machine_eps(theta.dtype)
-    rng = np.random.default_rng(seed)
-    if blocks:
-        picks = [int(rng.integers(b.start, b.stop)) for b in blocks[:16] if b.stop > b.start]
-        idx = np.array(sorted(set(picks)), dtype=np.int64)
-    else:
-        idx = np.sort(rng.choice(theta.size, size=min(3, theta.size), replace=False))
-    cap = np.sqrt(u) * max(1.0, float(np.max(np.abs(np.real(theta[idx])))))
-    delta = np.full(idx.size, min(step, cap) if step else cap)
-    if radius is not None and blocks:
-        # a kink inside the 9 points would read as noise: take each block's coordinate
-        # farthest from a kink and keep the points inside its kink-free radius
-        picks = []
-        for b in blocks[:16]:
-            if b.stop > b.start:  # a random sample of at most 64 coordinates per block
-                span = np.arange(b.start, b.stop)
-                if span.size > 64:
-                    span = np.sort(rng.choice(span, size=64, replace=False))
-                picks.append(int(span[np.argmax(radius(theta, span))]))
-        idx = np.array(picks, dtype=np.int64)
-        delta = np.minimum(delta[0], radius(theta, idx) / 5)
-    found = []
-    for d in sorted(set(delta[delta > 0].tolist())):
-        cols = idx[delta == d]
-        table = np.real(costs(theta, np.arange(-4, 5) * d, cols)).astype(np.float64)
-        found += [_ecnoise(col) for col in table.T if np.all(np.isfinite(col))]
-    measured = float(np.max(found)) if found else 0.0
-    return max(measured, u * abs(float(np.real(j0))))
-
-
-def choose_step(
-    method: Method,
-    costs: Evaluator,
-    theta: np.ndarray,
-    j0: float,
-    seed: int = 0,
-    probes: int = 5,
-) -> float:
-    """Choose eps at the bottom of the error-vs-eps "V" (truncation vs round-off).
-
-    Scans one step per decade on a few random coordinates and picks the step whose estimates
-    agree best with both neighbours. The complex step has no round-off arm: it returns 1e-20.
-    """
-    if method.is_complex:
-        return method.default_eps
-    u = machine_eps(theta.dtype)
-    smallest = int(math.floor(math.log10(u))) + 4  # -12 for float64, -3 for float32
-    grid = np.array([10.0**-k for k in range(1, -smallest + 1)])
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(theta.size, size=min(probes, theta.size), replace=False))
-    rows = np.array([estimate(method, h, costs, theta, idx, j0) for h in grid])
-    if not np.all(np.isfinite(rows)):
-        good = np.all(np.isfinite(rows), axis=1)
-        if not good.any():
-            return method.default_eps
-        grid, rows = grid[good], rows[good]
-    if len(grid) < 3:
-        return float(grid[-1])
-    ordered = np.sort(np.abs(rows), axis=0)  # np.median would import numpy.ma (slow start)
-    scale = ordered[(len(ordered) - 1) // 2] + 1e-300
-    jumps = np.sum(np.abs(np.diff(rows, axis=0)) / scale, axis=1)
-    score = np.maximum(jumps[:-1], jumps[1:])
-    return float(grid[1 + int(np.argmin(score))])
 
 
 def complex_safety(

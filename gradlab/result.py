@@ -7,9 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from .verdict import TOLERANCES
+
 __all__ = ["BlockResult", "CheckResult", "BLOCK_VERDICTS", "VERDICTS", "relative_difference"]
 
-BLOCK_VERDICTS = ("ok", "bug", "kink", "shape-mismatch", "non-finite")
+BLOCK_VERDICTS = ("ok", "bug", "kink", "inconclusive", "shape-mismatch", "non-finite")
 VERDICTS = ("ok", "bug", "inconclusive")
 
 
@@ -38,6 +40,13 @@ class BlockResult:
         worst_index: index of that element.  worst_grad / worst_approx: its two values.
         verdict: one of :data:`BLOCK_VERDICTS`.  diagnosis: the explanation in words.
         bug_elements / kink_elements: how many elements were classified so.
+        eps: the step used for this block.  noise: the measured noise of one cost evaluation.
+        detection_limit: the smallest relative error ``||e|| / ||numerical||`` of this block the
+            check was sure to see at these settings (above ``useful_limit``: ``inconclusive``).
+        taylor_rate: the Taylor remainder's convergence rate along a random direction in the
+            block (about 2 when right, 1 when wrong), when that second opinion was used.
+        checked_by: ``elements`` (every element estimated) or ``N directions`` (the screen of
+            :mod:`gradlab.screen`).
     """
 
     name: str
@@ -54,6 +63,11 @@ class BlockResult:
     bug_elements: int = 0
     kink_elements: int = 0
     truncation_elements: int = 0
+    eps: float = float("nan")
+    noise: float = float("nan")
+    detection_limit: float = float("nan")
+    taylor_rate: float | None = None
+    checked_by: str = "elements"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -71,6 +85,11 @@ class BlockResult:
             "diagnosis": self.diagnosis,
             "bug_elements": self.bug_elements,
             "kink_elements": self.kink_elements,
+            "eps": self.eps,
+            "noise": self.noise,
+            "detection_limit": self.detection_limit,
+            "taylor_rate": self.taylor_rate,
+            "checked_by": self.checked_by,
         }
 
 
@@ -80,7 +99,8 @@ class CheckResult:
 
     Attributes:
         verdict: ``bug`` when a block is ``bug`` or ``shape-mismatch``, else ``inconclusive``
-            when a block is ``non-finite``, else ``ok`` (kinks are reported, not failed).
+            when a block is ``inconclusive`` or ``non-finite``, else ``ok`` (kinks are
+            reported, not failed).
         difference: the seed's relative difference over all comparable blocks.
         threshold: the overall relative difference the measured noise allows.
         method, eps: the finite-difference method and the step used (chosen when "auto").
@@ -91,6 +111,7 @@ class CheckResult:
         engine: the evaluator used (``loop`` or the fast engine's name).
         evaluations: number of perturbed cost evaluations.  seconds: wall time.
         notes: remarks a user should read (fallbacks, truncation-limited steps, ...).
+        localise: ``all``, ``failing`` or ``none`` (see :func:`gradlab.check.check_problem`).
     """
 
     verdict: str
@@ -108,6 +129,7 @@ class CheckResult:
     evaluations: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    localise: str = "all"
 
     @property
     def ok(self) -> bool:
@@ -130,7 +152,9 @@ class CheckResult:
         if self.verdict == "bug":
             return f"There is a mistake in the backward propagation! difference = {self.difference}"
         if self.verdict == "inconclusive":
-            return f"The check is inconclusive (non-finite values)! difference = {self.difference}"
+            why = "non-finite values" if any(b.verdict == "non-finite" for b in self.blocks) \
+                else "these settings cannot see a bug"
+            return f"The check is inconclusive ({why})! difference = {self.difference}"
         return f"Your backward propagation works perfectly fine! difference = {self.difference}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,18 +172,32 @@ class CheckResult:
             "evaluations": self.evaluations,
             "seconds": self.seconds,
             "notes": list(self.notes),
+            "localise": self.localise,
+            "screen_miss_probability": TOLERANCES["screen_miss"],
             "blocks": [b.to_dict() for b in self.blocks],
         }
 
     def table(self) -> str:
-        """A per-block table for people."""
-        head = f"{'block':<8}{'shape':<12}{'difference':>12}{'threshold':>12}  {'verdict':<15}"
+        """A per-block table for people: difference, threshold, detection limit, verdict."""
+        head = (f"{'block':<8}{'shape':<12}{'difference':>12}{'threshold':>12}"
+                f"{'detects >':>11}  {'verdict':<12}")
         lines = [head, "-" * len(head)]
         for b in self.blocks:
             shape = "x".join(map(str, b.shape)) or "scalar"
             lines.append(
-                f"{b.name:<8}{shape:<12}{b.difference:>12.3e}{b.threshold:>12.3e}  {b.verdict:<15}"
+                f"{b.name:<8}{shape:<12}{b.difference:>12.3e}{b.threshold:>12.3e}"
+                f"{b.detection_limit:>11.1e}  {b.verdict:<12}"
             )
+            extra = f" (Taylor rate {b.taylor_rate:.2f})" if b.taylor_rate is not None else ""
             if b.verdict != "ok":
-                lines.append(f"        -> {b.diagnosis}")
+                lines.append(f"        -> {b.diagnosis}{extra}")
+            elif extra:
+                lines.append(f"        ->{extra}")
         return "\n".join(lines)
+
+    def steps_text(self) -> str:
+        """The step(s) used: one value, or the range when blocks used different steps."""
+        steps = sorted({b.eps for b in self.blocks if np.isfinite(b.eps)})
+        if len(steps) <= 1:
+            return f"eps {self.eps:g}"
+        return f"eps per block {steps[0]:g} to {steps[-1]:g}"

@@ -18,18 +18,17 @@ import math
 import os
 import platform
 import time
-import traceback
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .config import dumps, eps_label, normalise
-from .errors import GradlabError
+from .errors import GradlabError, one_line
 
 __all__ = [
     "CELL_COLUMNS", "TIMING_COLUMNS", "CELL_KEYS", "GROUP_PATTERN", "group_keys", "group_path",
-    "check_params", "cells_of_group", "count_cells", "run_group", "write_group", "read_group",
-    "aggregate", "summarise", "atomic_write", "ensure_writable",
+    "check_params", "worker_limits", "cells_of_group", "count_cells", "run_group", "write_group",
+    "read_group", "aggregate", "summarise", "atomic_write", "ensure_writable",
 ]
 
 GROUP_PATTERN = "results/cells/{dtype}/seed{seed}/eps{eps}.json"
@@ -49,7 +48,7 @@ NETWORKS = ("seed-net", "mlp")
 # ----------------------------------------------------------------------------- the grid
 def check_params(cfg: Mapping[str, Any]) -> str:
     """The part of the config a check group uses, as stable JSON (a Snakemake param)."""
-    return dumps({k: cfg[k] for k in ("methods", "models", "variants", "verdict")})
+    return dumps({k: cfg[k] for k in ("limits", "methods", "models", "variants", "verdict")})
 
 
 def group_keys(cfg: Mapping[str, Any]) -> list[tuple[str, int, str]]:
@@ -87,14 +86,12 @@ def count_cells(cfg: Mapping[str, Any]) -> int:
 
 
 # ----------------------------------------------------------------------------- running
-def _one_line(exc: BaseException, source: str = "") -> str:
-    text = f"{exc}" if isinstance(exc, GradlabError) else f"{type(exc).__name__}: {exc}"
-    text = " ".join(text.split()) or type(exc).__name__
-    if source and source not in text:  # e.g. sys.exit() in a model file: name file, function
-        called = [f.f_code.co_name for f, _ in traceback.walk_tb(exc.__traceback__)
-                  if Path(f.f_code.co_filename) == Path(source)]
-        text = f"{source}: {called[0]}() raised {text}" if called else f"{source}: {text}"
-    return text
+def worker_limits(cfg: Mapping[str, Any]):
+    """The :class:`~gradlab.isolate.Limits` of a normalised config's ``limits`` section."""
+    from .isolate import DEFAULT_SECONDS, Limits
+
+    limits = cfg.get("limits") or {}
+    return Limits(limits.get("seconds_per_check") or DEFAULT_SECONDS, limits.get("memory_mb"))
 
 
 def _spec(model: Mapping[str, Any], variant: str, seed: int, dtype: str):
@@ -107,6 +104,28 @@ def _spec(model: Mapping[str, Any], variant: str, seed: int, dtype: str):
         extra = {"dims": tuple(model["dims"]), "examples": model["examples"]}
     return ModelSpec(model=name, variant=variant, seed=seed, dtype=dtype,
                      lambd=model["lambda"] or 0.0, keep_prob=model["keep_prob"] or 1.0, **extra)
+
+
+def _failed_rows(error: str, blocks: list[tuple[str, int]], truth: Mapping[str, float]
+                 ) -> list[dict]:
+    fail = {"eps_used": math.nan, "difference": math.nan, "threshold": math.nan,
+            "block_verdict": "failed", "diagnosis": error, "flagged": False,
+            "cell_verdict": "failed", "cell_difference": math.nan, "status": "failed",
+            "error": error}
+    return [fail | {"block": n, "block_size": size, "in_truth": n in truth,
+                    "truth_change": float(truth.get(n, 0.0))} for n, size in blocks]
+
+
+def _done_rows(result, truth: Mapping[str, float]) -> list[dict]:
+    done = {"eps_used": float(result.eps), "cell_verdict": result.verdict,
+            "cell_difference": float(result.difference), "status": "done", "error": ""}
+    return [done | {
+        "block": b.name, "block_size": int(math.prod(b.shape)),
+        "difference": float(b.difference), "threshold": float(b.threshold),
+        "block_verdict": b.verdict, "diagnosis": " ".join(b.diagnosis.split()),
+        "flagged": b.verdict in ("bug", "shape-mismatch"), "in_truth": b.name in truth,
+        "truth_change": float(truth.get(b.name, 0.0)),
+    } for b in result.blocks]
 
 
 def run_group(grid: Mapping[str, Any], dtype: str, seed: int, eps: float | str,
@@ -123,16 +142,14 @@ def run_group(grid: Mapping[str, Any], dtype: str, seed: int, eps: float | str,
         one cell row per parameter block (one row with block ``""`` when the model could not
         even be built), and the CPU seconds the checks took.
     """
-    import numpy as np
-
-    from .check import check_problem
-    from .spec import build_problem, truth_of
+    from .runner import open_model
 
     rows: dict[str, list] = {c: [] for c in CELL_COLUMNS}
     timing: dict[str, list] = {c: [] for c in TIMING_COLUMNS}
     cpu = 0.0
     threshold = grid["verdict"]["threshold"]
     eps_value = math.nan if eps == "auto" else float(eps)
+    limits = worker_limits(grid)
 
     def add(base: dict, blocks: list[dict]) -> None:
         for block in blocks:
@@ -140,56 +157,41 @@ def run_group(grid: Mapping[str, Any], dtype: str, seed: int, eps: float | str,
                 rows[col].append(val)
 
     shared: dict[str, dict] = {}  # per model: the estimates its variants share
-    for model, variant in _model_cases(grid, dtype):
-        estimates = shared.setdefault(model["name"], {})
+    # model files last: forking their worker makes OpenBLAS stop its thread pool in this
+    # process, and restarting it would slow the built-in checks after it (~50 ms a group)
+    cases = sorted(_model_cases(grid, dtype), key=lambda case: case[0]["kind"] == "file")
+    for model, variant in cases:
+        source = model["path"] or ""
         key = {"model": model["name"], "model_kind": model["kind"], "dtype": dtype,
                "variant": variant, "seed": int(seed)}
-        problem, truth, build_error = None, {}, ""
-        try:
-            problem = build_problem(_spec(model, variant, int(seed), dtype))
-            truth = truth_of(problem)
-        except (Exception, SystemExit) as exc:  # a user's model that raises: record it
-            build_error = _one_line(exc, model["path"] or "")
-        expected = "bug" if truth else "ok"
-        for method in grid["methods"]:
-            base = key | {"method": method, "eps": eps_value, "expected": expected}
-            started, cpu_started = time.perf_counter(), time.process_time()
-            result, error = None, build_error
-            if problem is not None:
-                try:
-                    with np.errstate(all="ignore"):
-                        result = check_problem(problem, method=method, eps=eps, seed=int(seed),
-                                               threshold=threshold, estimates=estimates)
-                except (Exception, SystemExit) as exc:  # the cell fails, the group goes on
-                    error = _one_line(exc, model["path"] or "")
-            seconds = time.perf_counter() - started
-            cpu += time.process_time() - cpu_started
-            for col in TIMING_COLUMNS:
-                timing[col].append(seconds if col == "seconds" else base[col])
-            if result is None:
-                if log:
+        # a model file runs in a worker process: its crash, exit or hang fails its own cells
+        spec = _spec(model, variant, int(seed), dtype)
+        with open_model(spec, limits, estimates=shared.setdefault(model["name"], {})) as runner:
+            blocks, truth, build_error = [("", 0)], {}, ""
+            try:
+                blocks, truth = runner.build()
+            except (Exception, SystemExit) as exc:  # a user's model that raises: record it
+                build_error = one_line(exc, source)
+            expected = "bug" if truth else "ok"
+            for method in grid["methods"]:
+                base = key | {"method": method, "eps": eps_value, "expected": expected}
+                started, cpu_started = time.perf_counter(), time.process_time()
+                result, error, used = None, build_error, 0.0
+                if not build_error:
+                    try:
+                        result, used = runner.check(method=method, eps=eps, seed=int(seed),
+                                                    threshold=threshold)
+                    except (Exception, SystemExit) as exc:  # the cell fails, the group goes on
+                        error = one_line(exc, source)
+                seconds = time.perf_counter() - started
+                cpu += max(used, time.process_time() - cpu_started)
+                for col in TIMING_COLUMNS:
+                    timing[col].append(seconds if col == "seconds" else base[col])
+                if result is None and log:
                     log(f"failed: {model['name']} {variant} seed {seed} {method} eps "
                         f"{eps_label(eps)}: {error}")
-                names = [(n, int(np.size(v))) for n, v in problem.params.items()] \
-                    if problem is not None else [("", 0)]
-                fail = {"eps_used": math.nan, "difference": math.nan, "threshold": math.nan,
-                        "block_verdict": "failed", "diagnosis": error, "flagged": False,
-                        "cell_verdict": "failed", "cell_difference": math.nan,
-                        "status": "failed", "error": error}
-                add(base | fail, [{"block": n, "block_size": size, "in_truth": n in truth,
-                                   "truth_change": float(truth.get(n, 0.0))}
-                                  for n, size in names])
-                continue
-            done = {"eps_used": float(result.eps), "cell_verdict": result.verdict,
-                    "cell_difference": float(result.difference), "status": "done",
-                    "error": ""}
-            add(base | done, [{
-                "block": b.name, "block_size": int(math.prod(b.shape)),
-                "difference": float(b.difference), "threshold": float(b.threshold),
-                "block_verdict": b.verdict, "diagnosis": " ".join(b.diagnosis.split()),
-                "flagged": b.verdict in ("bug", "shape-mismatch"), "in_truth": b.name in truth,
-                "truth_change": float(truth.get(b.name, 0.0)),
-            } for b in result.blocks])
+                add(base, _done_rows(result, truth) if result is not None
+                    else _failed_rows(error, blocks, truth))
     return {"cells": rows, "timing": timing, "check_cpu_seconds": cpu}
 
 
@@ -258,7 +260,7 @@ def read_group(path: str | Path) -> dict[str, Any]:
             raise ValueError("missing keys")
         return data
     except (OSError, ValueError) as exc:
-        raise GradlabError(f"group file {path} cannot be read ({_one_line(exc)}); "
+        raise GradlabError(f"group file {path} cannot be read ({one_line(exc)}); "
                            "delete it and rerun") from None
 
 
@@ -432,7 +434,9 @@ def aggregate(files: Iterable[str | Path], cfg: Mapping[str, Any], out_dir: str 
             "computed": sum(n_cells[k] for k in fresh),
             "reused": sum(n_cells[k] for k in order if k not in fresh),
             "failed": int((per_cell["status"] == "failed").sum()),
-            "non_finite": int((per_cell["cell_verdict"] == "inconclusive").sum()),
+            "inconclusive": int((per_cell["cell_verdict"] == "inconclusive").sum()),
+            "non_finite": int(cells.loc[cells["block_verdict"] == "non-finite",
+                                        CELL_KEYS].drop_duplicates().shape[0]),
         },
         "check_seconds": float(timing["seconds"].sum()),
         "check_cpu_seconds": float(sum(groups[k].get("check_cpu_seconds", 0.0) for k in order)),

@@ -7,21 +7,32 @@ Every tolerance lives in :data:`TOLERANCES`. The reasoning, element by element:
    representing ``theta_i + eps``, plus the rounding of the backprop value.
 2. an element is *suspect* when ``|g_i - a_i| > safety * r_i``;
 3. each suspect is re-evaluated at the smallest step ``eps / rho**k`` whose noise bound still
-   leaves its discrepancy visible (or at ``eps * rho`` when ``eps`` is already at that limit):
-   - *kink*: the backprop value equals one one-sided slope but not the other, and the jump
-     between the slopes does not shrink like ``eps`` (a ReLU/max kink lies within the step);
-   - *bug*: the discrepancy ``g_i - a_i`` stays the same at another step (a real error does not
-     depend on the step; truncation and round-off do);
+   leaves its discrepancy visible (or at ``eps * rho`` when ``eps`` is already at that limit)
+   and at the next larger step (:mod:`gradlab.recheck`):
+   - *bug*: the discrepancy ``g_i - a_i`` is the same at both steps (a real error does not
+     depend on the step; truncation and round-off do) and backprop is not a subgradient there;
+   - *kink*: the discrepancy persists, but the one-sided slopes jump (their gap does not shrink
+     with the step like a smooth function's) and backprop lies between them: a valid
+     subgradient at a non-differentiable point; or the discrepancy vanished at the smaller step
+     and the slopes at ``eps`` show a jump (a kink inside the step);
    - otherwise the error was truncation or round-off: not a bug.
+4. a block's *detection limit* is the smallest relative error ``||e|| / ||a||`` that is sure to
+   make some element suspect and survive its re-check: ``margin * safety * ||r|| / ||a||``.
+   A block whose limit exceeds ``useful_limit`` cannot see a real bug: its verdict is
+   ``inconclusive``, not ``ok``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["TOLERANCES", "ElementClasses", "classify", "diagnose", "nice_factor"]
+if TYPE_CHECKING:
+    from .recheck import Recheck
+
+__all__ = ["TOLERANCES", "ElementClasses", "classify", "noise_bound", "detection_limit"]
 
 TOLERANCES: dict[str, float] = {
     "safety": 10.0,  # suspect when the error exceeds safety x the noise bound
@@ -34,6 +45,18 @@ TOLERANCES: dict[str, float] = {
     "grad_rounding": 8.0,  # backprop rounding: this many ulps of |g_i|
     "complex_rounding": 64.0,  # complex-step noise: ulps of max|a|
     "scale_fit": 0.02,  # g = k a explains the block when |g - k a| < this x |g - a|
+    "pattern_fit": 1e-3,  # a permutation/flip of the estimate matches g within this (relative)
+    "subgradient_slack": 0.0,  # backprop within the one-sided slopes, +- this x their jump
+    "limit_margin": 2.0,  # a suspect is confirmed reliably once its error is this x its bound
+    "useful_limit": 0.1,  # a block that cannot see a relative error this large: inconclusive
+    "weak_limit": 1e-4,  # evidence this coarse gets the Taylor test as a second opinion
+    "taylor_bug_rate": 1.15,  # remainders shrinking like h**(1 +- this - 1) at every step: wrong
+    "taylor_ladder": 4.0,  # h = h0, h0/2, ... : this many halvings
+    "taylor_signal": 100.0,  # remainders used only when this many times the cost noise
+    "screen_directions": 12,  # random directions per screened block
+    "screen_miss": 1e-6,  # a block error above the screen's limit is missed this rarely
+    "screen_min_block": 64,  # blocks this small are checked element by element anyway
+    "group_budget": 16,  # more wrong elements than this: the full per-element map instead
 }
 
 
@@ -45,6 +68,7 @@ class ElementClasses:
     bug: np.ndarray
     kink: np.ndarray
     truncation: np.ndarray
+    resolution: np.ndarray  # the noise bound in force: at eps, or at the re-check steps
 
 
 def noise_bound(
@@ -72,142 +96,113 @@ def noise_bound(
     return roundoff * cost_noise / eps + step_repr + g_round
 
 
+def detection_limit(bound: np.ndarray, grad: np.ndarray, approx: np.ndarray,
+                    typical: float = 0.0) -> float:
+    """The smallest relative error ``||e|| / ||a||`` of a block that the check is sure to see.
+
+    An error ``e`` with every ``|e_i| <= safety * r_i`` has ``||e|| <= safety * ||r||``, so any
+    larger error makes at least one element suspect; ``limit_margin`` more, and its re-check
+    confirms it despite the noise at the re-check steps. Relative to the larger of the numerical
+    and the backprop gradient's norm, and of ``typical``: the norm a block of this size has
+    when its elements are as large as the model's gradient elements on average (a block whose
+    gradient is zero, a dead unit's, is judged against the model's scale, not against zero).
+    """
+    scale = max(float(np.linalg.norm(approx)), float(np.linalg.norm(grad)), typical)
+    if scale == 0.0:
+        return 0.0 if not np.any(bound) else float("inf")
+    return float(TOLERANCES["limit_margin"] * TOLERANCES["safety"] * np.linalg.norm(bound)
+                 / scale)
+
+
+def _log_closer_to_one(ratio: np.ndarray, smooth: np.ndarray) -> np.ndarray:
+    """True where ``ratio`` is nearer 1 (a kink's jump) than ``smooth`` (a smooth function's)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.abs(np.log(ratio)) < 0.5 * np.abs(np.log(smooth))
+
+
+def _subgradient(g: np.ndarray, rc: Recheck) -> tuple[np.ndarray, np.ndarray]:
+    """Backprop lies between one-sided slopes that jump: a valid subgradient at a kink.
+
+    Returns the mask and the slack allowed around the slopes (an error that small could pass).
+    """
+    t = TOLERANCES
+    fa, ba = rc.slopes["h1"]
+    fb, bb = rc.slopes["h2"]
+    jump_a, jump_b = np.abs(fa - ba), np.abs(fb - bb)
+    step_a, step_b = rc.side_steps if rc.side_steps is not None else (rc.h1, rc.h2)
+    noise = t["safety"] * (rc.slope_noise if rc.slope_noise is not None else rc.bound_confirm)
+    # within the noise, and within how much the slopes still move between the two steps
+    slack = noise + np.abs(fa - fb) + np.abs(ba - bb) + t["subgradient_slack"] * jump_a
+    between = (g >= np.minimum(fa, ba) - slack) & (g <= np.maximum(fa, ba) + slack)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kinky = _log_closer_to_one(jump_a / jump_b, step_a / step_b)
+    return between & (jump_a > 2 * noise) & kinky, slack
+
+
+def _kink_inside_step(g: np.ndarray, rc: Recheck, bound: np.ndarray) -> np.ndarray:
+    """The slopes at eps jump, and backprop sits on one of them or the jump does not scale
+    like a smooth function's (``eps / rho`` gives ``1 / rho`` of it): a kink inside the step."""
+    t = TOLERANCES
+    fwd, bwd = rc.slopes["eps"]
+    fwd_lo, bwd_lo = rc.slopes["lo"]
+    jump, jump_lo = np.abs(fwd - bwd), np.abs(fwd_lo - bwd_lo)
+    ratio = jump_lo / np.maximum(jump, 1e-300)
+    not_smooth = (ratio < t["kink_scaling_low"]) | (ratio > t["kink_scaling_high"])
+    near = np.minimum(np.abs(g - fwd), np.abs(g - bwd))
+    far = np.maximum(np.abs(g - fwd), np.abs(g - bwd))
+    one_sided = near <= t["kink_asymmetry"] * far
+    return (one_sided | not_smooth) & (jump > t["safety"] * 2 * bound)
+
+
 def classify(
     grad: np.ndarray,
     approx: np.ndarray,
     bound: np.ndarray,
-    recheck: dict[str, np.ndarray] | None,
+    recheck: Recheck | None,
 ) -> ElementClasses:
     """Classify the elements of one block.
 
     Args:
         grad, approx: flattened backprop gradient and estimate at eps.
         bound: noise bound at eps (see :func:`noise_bound`).
-        recheck: for the suspects (in order), ``confirm`` (the estimate at the re-check step)
-            and ``bound_confirm`` (its noise bound), and the one-sided slopes ``fwd``, ``bwd``
-            at eps and ``fwd_lo``, ``bwd_lo`` at eps/rho (absent for the complex step); for
-            models that know their kinks, ``crosses`` (the step at eps may cross one) and
-            ``clean`` (both compared steps are kink-free), which replace the numeric kink test.
+        recheck: the re-check evidence on the block's suspects, in order
+            (:class:`gradlab.recheck.Recheck`), or ``None`` (every suspect is then a bug).
     """
     t = TOLERANCES
     err = grad - approx
     suspect = np.abs(err) > t["safety"] * bound
     n = grad.size
-    bug = np.zeros(n, bool)
-    kink = np.zeros(n, bool)
-    trunc = np.zeros(n, bool)
+    bug, kink, trunc = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
     if not suspect.any() or recheck is None:
         bug[:] = suspect
-        return ElementClasses(suspect, bug, kink, trunc)
+        return ElementClasses(suspect, bug, kink, trunc, bound)
     idx = np.flatnonzero(suspect)
     g, d0 = grad[idx], err[idx]
-    d1 = g - recheck["confirm"]
-    confirmed = np.abs(d1) > t["safety"] * recheck["bound_confirm"]
-    # compare with the next larger step: the second re-check step, or eps itself
-    d2 = np.where(np.isfinite(recheck["second"]), g - recheck["second"], d0)
-    persistent = confirmed & (np.abs(d1 - d2) <= t["persist"] * np.abs(d1)) & (
-        np.abs(d1 - d0) <= t["persist"] * np.abs(d0)
-    )
+    d1 = g - recheck.confirm
+    confirmed = np.abs(d1) > t["safety"] * recheck.bound_confirm
+    d2 = np.where(np.isfinite(recheck.second), g - recheck.second, d0)
+    persistent = confirmed & (np.abs(d1 - d2) <= t["persist"] * np.abs(d1))
     is_kink = np.zeros(idx.size, bool)
-    if "clean" in recheck:
+    slack = np.zeros(idx.size)
+    if recheck.clean is not None:
         # the model knows where its kinks are: a bug only from two kink-free steps
-        persistent &= recheck["clean"]
-        is_kink = ~persistent & (recheck["crosses"] | ~recheck["clean"])
-    elif "fwd" in recheck:
-        near = np.minimum(np.abs(g - recheck["fwd"]), np.abs(g - recheck["bwd"]))
-        far = np.maximum(np.abs(g - recheck["fwd"]), np.abs(g - recheck["bwd"]))
-        jump = np.abs(recheck["fwd"] - recheck["bwd"])
-        jump_lo = np.abs(recheck["fwd_lo"] - recheck["bwd_lo"])
-        ratio = jump_lo / np.maximum(jump, 1e-300)
-        not_smooth = (ratio < t["kink_scaling_low"]) | (ratio > t["kink_scaling_high"])
-        one_sided = near <= t["kink_asymmetry"] * far
-        big = jump > t["safety"] * 2 * bound[idx]
-        # a kink: backprop sits on one one-sided slope, the slopes differ by more than the
-        # noise, and either the error vanished at a smaller step (the kink left the step) or
-        # the jump does not scale like a smooth function's (the kink stays inside)
-        is_kink = one_sided & big & (not_smooth | ~persistent)
+        persistent &= recheck.clean
+        is_kink = ~persistent & (recheck.crosses | ~recheck.clean)
+    elif recheck.slopes:
+        at_kink, slack = _subgradient(g, recheck)
+        is_kink = np.where(persistent, at_kink, _kink_inside_step(g, recheck, bound[idx]))
+        slack = np.where(persistent & is_kink, slack, 0.0)
     bug[idx] = persistent & ~is_kink
     kink[idx] = is_kink
     trunc[idx] = ~persistent & ~is_kink
-    return ElementClasses(suspect, bug, kink, trunc)
-
-
-def nice_factor(k: float) -> str:
-    """Write a scale factor the way a person would: 2, 4, 1/3, 0.73."""
-    if k == 0:
-        return "0"
-    if abs(k - 1) < 1e-2:  # a near-1 factor: show how far from 1 it is
-        return f"{k:.8g}"
-    for n in range(2, 101):
-        if abs(k - n) <= 1e-3 * n:
-            return f"{n}"
-        if abs(k - 1 / n) <= 1e-3 / n:
-            return f"1/{n}"
-    return f"{k:.4g}"
-
-
-def _where(name: str, shape: tuple[int, ...], flat_index: int) -> str:
-    idx = np.unravel_index(flat_index, shape) if shape else ()
-    return f"{name}[{', '.join(str(int(i)) for i in idx)}]"
-
-
-def diagnose(
-    name: str,
-    shape: tuple[int, ...],
-    grad: np.ndarray,
-    approx: np.ndarray,
-    classes: ElementClasses,
-    hints: dict[str, float] | None = None,
-) -> str:
-    """Explain a failing block in words, with the evidence.
-
-    Recognises a zero (missing) gradient, a sign flip, a scale error with its factor, a
-    transposed gradient and errors confined to some elements; otherwise "unexplained".
-    ``hints`` may name known quantities (``{"m, the number of examples": 3}``) that a factor
-    is compared with.
-    """
-    g, a = grad.astype(np.float64), approx.astype(np.float64)
-    na, ng = float(np.linalg.norm(a)), float(np.linalg.norm(g))
-    worst = int(np.argmax(np.abs(g - a)))
-    evidence = (
-        f"worst element {_where(name, shape, worst)}: backprop {g[worst]:.6g}, "
-        f"numerical {a[worst]:.6g}"
-    )
-    d = "d" + name
-    if ng <= 1e-12 * na or not np.any(g):
-        return f"{d} is missing: backprop gives zero, the numerical gradient has norm {na:.3g}"
-    if na > 0:
-        k = float(np.dot(g, a) / np.dot(a, a))
-        # the scale model must explain the discrepancy itself, not just the gradient
-        resid = float(np.linalg.norm(g - k * a)) / max(float(np.linalg.norm(g - a)), 1e-300)
-        if resid < TOLERANCES["scale_fit"]:
-            if abs(k + 1) < 1e-3:
-                return f"{d} has the wrong sign (backprop = -1 x numerical); {evidence}"
-            sign = "has the wrong sign and " if k < 0 else ""
-            size = "too large" if abs(k) > 1 else "too small"
-            text = f"{d} {sign}is {nice_factor(abs(k))}x {size} (scale error, factor {k:.6g})"
-            for label, value in (hints or {}).items():
-                if value and abs(abs(k) - value) <= 1e-3 * value and value != 1:
-                    text += f"; the factor equals {label}"
-                elif value and abs(abs(k) - 1 / value) <= 1e-3 / value and value != 1:
-                    text += f"; the factor equals 1/({label})"
-            return f"{text}; {evidence}"
-    if len(shape) == 2 and shape[0] == shape[1]:
-        gt = g.reshape(shape).T.reshape(-1)
-        if np.linalg.norm(gt - a) <= 1e-3 * na:
-            return f"{d} is transposed: its transpose matches the numerical gradient; {evidence}"
-    nbug = int(classes.bug.sum())
-    if 0 < nbug < g.size:
-        where = [_where(name, shape, int(i)) for i in np.flatnonzero(classes.bug)[:4]]
-        more = ", ..." if nbug > 4 else ""
-        ratio = g[classes.bug] / np.where(a[classes.bug] == 0, np.nan, a[classes.bug])
-        extra = ""
-        if np.all(np.isfinite(ratio)) and np.ptp(ratio) <= 1e-3 * np.max(np.abs(ratio)):
-            extra = f", each {nice_factor(float(ratio[0]))}x the numerical value"
-        return (
-            f"{d}: {nbug} of {g.size} elements wrong ({', '.join(where)}{more}){extra}; "
-            f"{evidence}"
-        )
-    rel = float(np.linalg.norm(g - a) / (ng + na))
-    return f"{d} is wrong in a way not explained by scale, sign or transpose (relative "\
-        f"difference {rel:.3g}); {evidence}"
+    # a re-checked element could hide an error below its re-check noise, or below the change
+    # of its truncation between the two re-check steps (the persistence test)
+    # (an element found wrong needs no such allowance)
+    resolution = bound.copy()
+    # and a subgradient accepted at a kink could hide an error below the interval's slack, an
+    # element excused as truncation or a kink inside the step one below what it kept at h1
+    resolution[idx] = np.where(bug[idx], bound[idx], np.maximum.reduce([
+        bound[idx], np.nan_to_num(recheck.bound_confirm),
+        np.abs(d1 - d2) / (t["persist"] * t["safety"]), slack / t["safety"],
+        np.where(persistent, 0.0, np.abs(d1) / t["safety"])]))
+    return ElementClasses(suspect, bug, kink, trunc, resolution)

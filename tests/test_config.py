@@ -35,6 +35,8 @@ BROKEN = "import numpy as np\ndef init(seed:\n"
 NO_GRADIENTS = "def init(seed):\n    return {'w': [1.0]}, None, None\ndef cost(p, X, Y):\n" \
                "    return 0.0\n"
 RAISES_ON_IMPORT = "raise RuntimeError('cannot find my weights')\n"
+EXITS_ON_IMPORT = "import os\nos._exit(3)\n"
+HANGS_ON_IMPORT = "import time\nwhile True:\n    time.sleep(0.05)\n"
 
 
 @pytest.fixture
@@ -42,6 +44,8 @@ def files(tmp_path: Path) -> Path:
     (tmp_path / "broken.py").write_text(BROKEN)
     (tmp_path / "no_gradients.py").write_text(NO_GRADIENTS)
     (tmp_path / "raises.py").write_text(RAISES_ON_IMPORT)
+    (tmp_path / "exits.py").write_text(EXITS_ON_IMPORT)
+    (tmp_path / "hangs.py").write_text(HANGS_ON_IMPORT)
     (tmp_path / "ok.py").write_text((ROOT / "examples" / "my_model.py").read_text())
     return tmp_path
 
@@ -102,6 +106,18 @@ BAD = [
      ["models[0].path", "raises.py", "RuntimeError: cannot find my weights"]),
     ({"models": [{"kind": "file", "path": "no_gradients.py"}]},
      ["models[0].path", "no_gradients.py", "does not define gradients()"]),
+    ({"models": [{"kind": "file", "path": "exits.py"}]},
+     ["models[0].path", "exits.py: os._exit(3) during import"]),
+    ({"models": [{"kind": "file", "path": "hangs.py"}], "limits": {"seconds_per_check": 1}},
+     ["models[0].path", "hangs.py: the import did not finish within 1 s"]),
+    ({"limits": {"seconds_per_check": 0}}, ["limits.seconds_per_check", "0 is not allowed",
+                                            "a number > 0"]),
+    ({"limits": {"seconds_per_check": "soon"}}, ["limits.seconds_per_check", "'soon'",
+                                                 "not a number"]),
+    ({"limits": {"memory_mb": 0}}, ["limits.memory_mb", "0 is not allowed", "whole number > 0"]),
+    ({"limits": {"memory_mb": 1.5}}, ["limits.memory_mb", "1.5", "not an integer", "null"]),
+    ({"limits": {"timeout": 3}}, ["limits.timeout", "allowed keys of limits: seconds_per_check"]),
+    ({"limits": 600}, ["'limits'", "600", "not a mapping", "seconds_per_check"]),
     ({"dtypes": ["float32"]}, ["'dtypes'", "float32", "add float64"]),
     ({"verdict": {"threshold": -1}}, ["verdict.threshold", "-1", "positive number"]),
     ({"verdict": {"treshold": 1e-7}}, ["verdict.treshold", "did you mean 'threshold'"]),
@@ -139,6 +155,7 @@ def test_defaults_are_the_documented_grid(monkeypatch):
     assert cfg["dtypes"] == ["float64"]
     assert cfg["variants"] == sorted(CATALOGUE)
     assert cfg["verdict"] == {"threshold": None}
+    assert cfg["limits"] == {"seconds_per_check": 600.0, "memory_mb": None}
     kinds = {m["kind"] for m in cfg["models"]}
     assert {"seed-net", "mlp", "file"} <= kinds
     assert any(m["kind"] == "mlp" and m["keep_prob"] < 1 and m["lambda"] > 0
@@ -190,7 +207,9 @@ def test_schema_accepts_normalised_configs_and_fills_the_same_defaults(monkeypat
 
 
 @pytest.mark.parametrize("raw", [{"sedes": [0]}, {"epsilons": [-1.0]},
-                                 {"models": [{"kind": "mlp", "extra": 1}]}])
+                                 {"models": [{"kind": "mlp", "extra": 1}]},
+                                 {"limits": {"seconds_per_check": 0}},
+                                 {"limits": {"memory_mb": 1.5}}])
 def test_schema_rejects_what_python_rejects(raw):
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate

@@ -148,7 +148,7 @@ def test_tables_and_report(done):
 
     run = json.loads((tables / "run.json").read_text())
     assert run["cells"] == {"planned": 48, "computed": 48, "reused": 0, "failed": 8,
-                            "non_finite": 0}
+                            "inconclusive": 0, "non_finite": 0}
     report = wf / "reports" / "gradlab-report.html"
     assert report.is_file() and report.stat().st_size > 0
     page = report.read_text(errors="replace")

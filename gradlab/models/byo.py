@@ -23,9 +23,18 @@ import numpy as np
 from ..errors import ModelError
 from ..problem import Problem
 
-__all__ = ["load_module", "byo_problem", "REQUIRED"]
+__all__ = ["load_module", "byo_problem", "REQUIRED", "PHASE_HOOK"]
 
 REQUIRED = ("init", "cost", "gradients")
+#: set by :mod:`gradlab.isolate` in a worker process: called with ``"import"``, ``"init()"``,
+#: ``"cost()"``, ... before the model's code runs and with ``""`` after (to name the function
+#: a crash or a hang happened in)
+PHASE_HOOK: Callable[[str], None] | None = None
+
+
+def _enter(phase: str) -> None:
+    if PHASE_HOOK is not None:
+        PHASE_HOOK(phase)
 
 
 def load_module(path: str | Path):
@@ -42,12 +51,15 @@ def load_module(path: str | Path):
     if spec is None or spec.loader is None:
         raise ModelError(f"model file {path} cannot be imported as Python")
     module = importlib.util.module_from_spec(spec)
+    _enter("import")
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # anything the user's file raises on import
         raise ModelError(
             f"model file {path} failed to import: {type(exc).__name__}: {exc}"
         ) from exc
+    finally:
+        _enter("")
     sys.modules.setdefault(name, module)
     missing = [f for f in REQUIRED if not callable(getattr(module, f, None))]
     if missing:
@@ -60,14 +72,18 @@ def load_module(path: str | Path):
 
 def _guard(fn: Callable[..., Any], where: str) -> Callable[..., Any]:
     """Wrap a user function so its exceptions become ModelErrors naming file and function."""
+    phase = where.rsplit(": ", 1)[-1]
 
     def call(*args: Any) -> Any:
+        _enter(phase)
         try:
             return fn(*args)
         except ModelError:
             raise
         except (Exception, SystemExit) as exc:  # sys.exit() in a model is a model error too
             raise ModelError(f"{where} raised {type(exc).__name__}: {exc}") from exc
+        finally:
+            _enter("")
 
     return call
 

@@ -211,7 +211,7 @@ def _problem_cell(n: int, failed: int, inconclusive: int) -> dict[str, Any] | No
         return {"text": "failed", "sub": f"{failed}/{n}", "color": "#f3c1bd",
                 "failed": failed}
     if n and inconclusive == n - failed:
-        return {"text": "NaN/inf", "sub": f"{inconclusive}/{n}",
+        return {"text": "no verdict", "sub": f"{inconclusive}/{n}",
                 "color": "#fde7a6", "failed": failed}
     return None
 
@@ -262,7 +262,7 @@ def verdict_matrices(t: Tables, best: dict, counts: dict | None = None
                     if failed:
                         sub += f", {failed} failed"
                     if ni:
-                        sub += f", {ni} NaN/inf"
+                        sub += f", {ni} inconclusive"
                     cells.append({"text": fmt_rate(rate), "sub": sub, "color": rate_color(good),
                                   "failed": failed})
                 if is_bug is None or is_bug != wanted_bug:
@@ -342,7 +342,8 @@ def at_a_glance(best: dict, grids: list[dict], bottoms: dict, cf: pd.DataFrame |
 
     Trust words: ``trust`` (no false alarm, detection >= 90%), ``weak`` (no false alarm, lower
     detection), ``no false alarm`` (a model with no bug variant), ``do not trust`` (false
-    alarms), ``inconclusive`` (NaN or inf cells), ``failed`` (no cell finished).
+    alarms), ``inconclusive`` (NaN or inf, or a step that cannot see a bug), ``failed`` (no
+    cell finished).
     """
     out = []
     for (model, dtype) in sorted({(k[0], k[1]) for k in best}):
