@@ -182,6 +182,8 @@ def classify(
     confirmed = np.abs(d1) > t["safety"] * recheck.bound_confirm
     d2 = np.where(np.isfinite(recheck.second), g - recheck.second, d0)
     persistent = confirmed & (np.abs(d1 - d2) <= t["persist"] * np.abs(d1))
+    if recheck.with_eps is not None:  # re-checked near eps: eps's discrepancy agrees too
+        persistent &= ~recheck.with_eps | (np.abs(d1 - d0) <= t["persist"] * np.abs(d1))
     is_kink = np.zeros(idx.size, bool)
     slack = np.zeros(idx.size)
     if recheck.clean is not None:
