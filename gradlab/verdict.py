@@ -103,11 +103,13 @@ def detection_limit(bound: np.ndarray, grad: np.ndarray, approx: np.ndarray,
     An error ``e`` with every ``|e_i| <= safety * r_i`` has ``||e|| <= safety * ||r||``, so any
     larger error makes at least one element suspect; ``limit_margin`` more, and its re-check
     confirms it despite the noise at the re-check steps. Relative to the larger of the numerical
-    and the backprop gradient's norm, and of ``typical``: the norm a block of this size has
-    when its elements are as large as the model's gradient elements on average (a block whose
-    gradient is zero, a dead unit's, is judged against the model's scale, not against zero).
+    and the backprop gradient's norm; a block whose gradient is itself at the noise level (a
+    dead unit's) is judged against ``typical``, the norm a block of this size has when its
+    elements are as large as the model's gradient elements on average, not against zero.
     """
-    scale = max(float(np.linalg.norm(approx)), float(np.linalg.norm(grad)), typical)
+    scale = max(float(np.linalg.norm(approx)), float(np.linalg.norm(grad)))
+    if scale <= TOLERANCES["safety"] * float(np.linalg.norm(bound)):
+        scale = max(scale, typical)  # a gradient at the noise level: judged on the model's
     if scale == 0.0:
         return 0.0 if not np.any(bound) else float("inf")
     return float(TOLERANCES["limit_margin"] * TOLERANCES["safety"] * np.linalg.norm(bound)
