@@ -42,10 +42,11 @@ __all__ = [
 METHODS = ("forward", "central", "five-point", "complex-step")
 DTYPES = ("float32", "float64")
 MODEL_KINDS = ("seed-net", "mlp", "linear1d", "file")
-TOP_KEYS = ("models", "variants", "seeds", "methods", "epsilons", "dtypes", "verdict", "limits",
-            "report")
+TOP_KEYS = ("models", "variants", "mutations", "seeds", "methods", "epsilons", "dtypes",
+            "verdict", "limits", "report")
 LIMIT_KEYS = ("seconds_per_check", "memory_mb")
-MODEL_KEYS = ("name", "kind", "dims", "examples", "lambda", "keep_prob", "path")
+MODEL_KEYS = ("name", "kind", "dims", "examples", "lambda", "keep_prob", "path", "localise")
+LOCALISE = ("auto", "failing", "all", "none")
 DEFAULT_EPSILONS = [float(f"1e-{k:02d}") for k in range(1, 13)]
 DEFAULT_TITLE = "gradlab: where backprop fails"
 DEFAULT_MODELS: list[dict[str, Any]] = [
@@ -58,6 +59,8 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
 DEFAULTS: dict[str, Any] = {
     "models": DEFAULT_MODELS,
     "variants": "all",
+    "mutations": {"kinds": ["scale", "element", "sign"], "sizes": [1e-2, 1e-4, 1e-6, 1e-8],
+                  "seeds": 3},
     "seeds": list(range(10)),
     "methods": list(METHODS),
     "epsilons": DEFAULT_EPSILONS,
@@ -245,10 +248,10 @@ def _model(raw: Any, i: int, base: Path | None, load: Mapping[str, Any] | None
         raise _fail(f"{where}.kind", f"unknown model kind {_show(kind)}; "
                     f"{_suggest(kind, MODEL_KINDS)}allowed: {', '.join(MODEL_KINDS)}")
     allowed = {
-        "seed-net": ("name", "kind", "lambda", "keep_prob"),
-        "mlp": ("name", "kind", "dims", "examples", "lambda", "keep_prob"),
-        "linear1d": ("name", "kind"),
-        "file": ("name", "kind", "path"),
+        "seed-net": ("name", "kind", "lambda", "keep_prob", "localise"),
+        "mlp": ("name", "kind", "dims", "examples", "lambda", "keep_prob", "localise"),
+        "linear1d": ("name", "kind", "localise"),
+        "file": ("name", "kind", "path", "localise"),
     }[kind]
     for key, value in raw.items():
         if key not in allowed and value is not None:  # null = not given (normalised form)
@@ -257,6 +260,12 @@ def _model(raw: Any, i: int, base: Path | None, load: Mapping[str, Any] | None
     raw = {k: v for k, v in raw.items() if v is not None}
     model: dict[str, Any] = {"kind": kind, "dims": None, "examples": None, "lambda": None,
                              "keep_prob": None, "path": None}
+    localise = raw.get("localise", "auto")
+    if localise not in LOCALISE:
+        raise _fail(f"{where}.localise", f"unknown value {_show(localise)}; "
+                    f"{_suggest(localise, LOCALISE)}allowed: {', '.join(LOCALISE)} (how many "
+                    "elements are estimated one by one; see gradlab check --localise)")
+    model["localise"] = localise
     if kind == "file":
         path = raw.get("path")
         if not isinstance(path, str) or not path.strip():
@@ -336,6 +345,42 @@ def _limits(raw: Any) -> dict[str, Any]:
     return {"memory_mb": memory, "seconds_per_check": seconds}
 
 
+def _mutations(raw: Any) -> dict[str, Any]:
+    """``mutations``: ``{kinds: [...] or all, sizes: [...] or ladder}``; ``none`` turns them off."""
+    from .mutations import KINDS, LADDER_KINDS
+
+    if raw is None or raw == "none":
+        return {"kinds": [], "seeds": 0, "sizes": []}
+    if not isinstance(raw, Mapping):
+        raise _fail("mutations", f"{_show(raw)} is not a mapping; write e.g. "
+                    "{kinds: [scale, element, sign], sizes: [1.0e-2, 1.0e-4, 1.0e-6, 1.0e-8], "
+                    "seeds: 3}, or none")
+    _unknown_keys(raw, ("kinds", "sizes", "seeds"), "mutations")
+    seeds = raw.get("seeds", DEFAULTS["mutations"]["seeds"])
+    how = "the number of seeds (the first ones of 'seeds') mutations run on: a whole number >= 1"
+    if seeds != "all":
+        seeds = _integer(seeds, "mutations.seeds", how + ", or all")
+        if seeds < 1:
+            raise _fail("mutations.seeds", f"{seeds} is not allowed; give {how}, or all")
+    kinds = raw.get("kinds", DEFAULTS["mutations"]["kinds"])
+    kinds = list(KINDS) if kinds == "all" else _choices(kinds, "mutations.kinds", KINDS, "kind")
+    sizes_raw = raw.get("sizes", DEFAULTS["mutations"]["sizes"])
+    if sizes_raw == "ladder":
+        sizes_raw = [float(f"1e-{k}") for k in range(1, 10)]
+    how = "a relative error size is a number with 0 < size < 1, e.g. 1.0e-4 (or: ladder)"
+    sizes: list[float] = []
+    for i, item in enumerate(_as_list(sizes_raw, "mutations.sizes", "1.0e-2, 1.0e-6")):
+        size = _number(item, f"mutations.sizes[{i}]", how)
+        if not 0 < size < 1:
+            raise _fail(f"mutations.sizes[{i}]", f"{_show(item)} is not allowed; {how}")
+        if size in sizes:
+            raise _fail(f"mutations.sizes[{i}]", f"{_show(item)} is listed twice; list each "
+                        "size once")
+        sizes.append(size)
+    return {"kinds": [k for k in KINDS if k in kinds], "seeds": seeds,
+            "sizes": sorted(sizes, reverse=True) if set(kinds) & set(LADDER_KINDS) else []}
+
+
 def normalise(raw: Any, base: str | Path | None = None, load_models: bool = True
               ) -> dict[str, Any]:
     """Validate a sweep config and return it in canonical form.
@@ -348,7 +393,7 @@ def normalise(raw: Any, base: str | Path | None = None, load_models: bool = True
 
     Returns:
         A dict with every top-level key; lists sorted, models sorted by name, each model with
-        all of ``name, kind, dims, examples, lambda, keep_prob, path``.
+        all of ``name, kind, dims, examples, lambda, keep_prob, path, localise``.
 
     Raises:
         ConfigError: the first problem found, as one line naming key, bad value and what is
@@ -415,6 +460,7 @@ def normalise(raw: Any, base: str | Path | None = None, load_models: bool = True
         "limits": limits,
         "methods": methods,
         "models": sorted(models, key=lambda m: m["name"]),
+        "mutations": _mutations(cfg["mutations"]),
         "report": {"title": title},
         "seeds": _seeds(cfg["seeds"]),
         "variants": variants,
