@@ -349,7 +349,7 @@ def _mutations(raw: Any) -> dict[str, Any]:
     """``mutations``: ``{kinds: [...] or all, sizes: [...] or ladder}``; ``none`` turns them off."""
     from .mutations import KINDS, LADDER_KINDS
 
-    if raw is None or raw == "none":
+    if raw is None or raw == "none" or (isinstance(raw, Mapping) and raw.get("kinds") == []):
         return {"kinds": [], "seeds": 0, "sizes": []}
     if not isinstance(raw, Mapping):
         raise _fail("mutations", f"{_show(raw)} is not a mapping; write e.g. "
@@ -358,7 +358,9 @@ def _mutations(raw: Any) -> dict[str, Any]:
     _unknown_keys(raw, ("kinds", "sizes", "seeds"), "mutations")
     seeds = raw.get("seeds", DEFAULTS["mutations"]["seeds"])
     how = "the number of seeds (the first ones of 'seeds') mutations run on: a whole number >= 1"
-    if seeds != "all":
+    if isinstance(seeds, list):  # resolved to the seeds themselves (a group job's grid)
+        seeds = _seeds(seeds)
+    elif seeds != "all":
         seeds = _integer(seeds, "mutations.seeds", how + ", or all")
         if seeds < 1:
             raise _fail("mutations.seeds", f"{seeds} is not allowed; give {how}, or all")

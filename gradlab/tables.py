@@ -109,8 +109,8 @@ def summarise(cells) -> dict[str, Any]:
     mut_det = mut.groupby(keys, sort=True).agg(
         eps=("eps", "first"), detection_rate=("det", "mean"), false_alarm_rate=("fa", "mean"),
     ).reset_index()
-    known = pd.concat([detection[~detection["model"].isin(files)],
-                       mut_det[mut_det["model"].isin(files)]], ignore_index=True)
+    parts = [detection[~detection["model"].isin(files)], mut_det[mut_det["model"].isin(files)]]
+    known = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
     means = known.groupby(["model", "dtype", "method", "eps_label"], sort=True).agg(
         eps=("eps", "first"), detection_rate=("detection_rate", "mean"),
         false_alarm_rate=("false_alarm_rate", "mean")).reset_index()
@@ -119,8 +119,9 @@ def summarise(cells) -> dict[str, Any]:
     # ties go to the most accurate step: the smallest median difference on code with no bug
     # (the bottom of the error-vs-eps V), then to the larger step; auto last
     ref = cells[(cells["variant"] == "mut:reference") & cells["model"].isin(files)]
-    clean = pd.concat([per_cell[done & (per_cell["expected"] == "ok")],
-                       ref[ref["status"] == "done"].drop_duplicates(CELL_KEYS)])
+    parts = [per_cell[done & (per_cell["expected"] == "ok")],
+             ref[ref["status"] == "done"].drop_duplicates(CELL_KEYS)]
+    clean = pd.concat([p for p in parts if not p.empty] or parts[:1])
     accuracy = clean.groupby(["model", "dtype", "method", "eps_label"], sort=True)[
         "cell_difference"].median().rename("accuracy").reset_index()
     means = means.merge(accuracy, how="left", on=["model", "dtype", "method", "eps_label"])
