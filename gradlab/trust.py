@@ -59,6 +59,8 @@ def known_detection(cells: pd.DataFrame) -> pd.DataFrame:
     known = per["size"] >= TRUTH_MARGIN * per["ref_error"].fillna(0.0)
     bug = done & (per["expected"] == "bug") & known
     per["truth_known"] = known | (per["expected"] == "ok")
+    # one size per rung of the ladder (the measured sizes differ in the last digits)
+    per["size"] = [float(f"{x:.3g}") if np.isfinite(x) else x for x in per["size"]]
     per["det"] = np.where(bug, per["hit"].astype(float), np.nan)
     # an alarm on the reference is false only where the check cannot see the reference's own
     # error (its finest stated limit above TRUTH_MARGIN x that error); elsewhere it is unknown

@@ -27,6 +27,7 @@ from ..spec import ModelSpec, build_problem, truth_of
 from . import figures as F
 from . import sections as S
 from . import where as W
+from . import yours as Y
 from .data import (
     CELL_KEYS,
     Tables,
@@ -256,7 +257,11 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
     """
     tables_dir, out_html = Path(tables_dir), Path(out_html)
     t = load_tables(tables_dir)
+    all_cells = t.cells
+    if all_cells is not None and len(all_cells):  # the catalogue's sections: no mutations
+        t.cells = all_cells[~all_cells["variant"].str.startswith("mut:")]
     cells = t.cells
+    yours = _your_models(t)
     cf = cell_frame(cells) if cells is not None and len(cells) else None
     best = S.best_eps_map(t)
     bottoms = S.v_bottoms(cf)
@@ -298,11 +303,13 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
         summary_download = {"uri": uri, "name": "gradlab-detection.csv",
                             "size": f"{size / 1024:.0f} KiB"}
     context = {
-        "title": title, "css": _css(), "version": __version__,
+        "title": title, "css": _css(), "version": __version__, "yours": yours,
         "tables_dir": str(tables_dir), "notes": t.notes,
         "derived": sorted(t.derived), "run": S.run_summary(t, cf),
         "run_items": flatten_run(t.run) if t.run else [],
-        "failures": S.failures(cf), "glance": S.at_a_glance(best, grids, bottoms, cf),
+        "failures": S.failures(cf), "glance": S.at_a_glance(
+            best, grids, bottoms, cf, set(t.models["model"]) if t.models is not None else set(),
+            t.trust),
         "seed": seed, "matrices": matrices, "grids": grids,
         "panels": panels, "diagnoses": W.sweep_diagnoses(cells, panels) if cells is not None
         else [], "localisation": W.localisation_rows(t, best), "case": case,
@@ -315,7 +322,25 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
     if figures_dir is not None:
         for name in FIGURE_NAMES:
             _atomic_write(Path(figures_dir) / name, figs[name].png)
+        for y in yours["curves"]:
+            if y["fig"] is not None:
+                _atomic_write(Path(figures_dir) / y["fig"]["name"], y["png"])
     return out_html
+
+
+def _your_models(t: Tables) -> dict[str, Any]:
+    """The first section: model files' verdicts, then every model's curves and settings."""
+    figs = Y.curve_figures(t.detection_limits, t.trust)
+    pairs = sorted(figs) if t.detection_limits is None else sorted(
+        set(zip(t.detection_limits["model"], t.detection_limits["dtype"], strict=True)))
+    files = set(t.models["model"]) if t.models is not None else set()
+    curves = [{"model": m, "dtype": d, "file": m in files,
+               "fig": _img(figs[(m, d)]) if (m, d) in figs else None,
+               "png": figs[(m, d)].png if (m, d) in figs else b"",
+               "settings": Y.settings_rows(t.trust, m, d),
+               "table": Y.curve_table(t.detection_limits, m, d)}
+              for m, d in sorted(pairs, key=lambda p: (p[0] not in files, p))]
+    return {"cards": Y.your_models(t.models), "curves": curves}
 
 
 def _pct(text: str) -> float:
