@@ -9,6 +9,9 @@ From the cells of the mutation variants (:mod:`gradlab.mutations`), per model an
   setting may be seeing the reference's error). A mutation smaller than
   :data:`TRUTH_MARGIN` x the reference's own error has no known ground truth
   (``truth_known`` false) and counts nowhere.
+  ``rate_above_stated``: the detection rate over the cells whose injected error was at least
+  :data:`TRUTH_MARGIN` x the detection limit the check stated for the mutated block (the
+  check's own claim, tested).
 - :func:`trust`: per method and step, ``sees`` (the smallest injected size from which every
   larger known mutation was detected in every seed: the measured detection limit), the
   median ``stated_limit`` gradlab's check claimed (``detection_limit`` of the blocks on the
@@ -45,7 +48,8 @@ def known_detection(cells: pd.DataFrame) -> pd.DataFrame:
     mut = _mutation_cells(cells)
     if mut.empty:
         return pd.DataFrame(columns=[*SETTING, "variant", "seed", "eps", "mutation", "size",
-                                     "det", "fa", "failed", "stated", "truth_known"])
+                                     "det", "fa", "failed", "stated", "truth_known",
+                                     "det_above_stated"])
     keys = [*SETTING, "variant", "seed"]
     blocks = mut.assign(hit=mut["flagged"] & mut["in_truth"],
                         stated=mut["detection_limit"].where(mut["in_truth"]))
@@ -62,6 +66,9 @@ def known_detection(cells: pd.DataFrame) -> pd.DataFrame:
     # one size per rung of the ladder (the measured sizes differ in the last digits)
     per["size"] = [float(f"{x:.3g}") if np.isfinite(x) else x for x in per["size"]]
     per["det"] = np.where(bug, per["hit"].astype(float), np.nan)
+    # the check's own claim, cell by cell: injected TRUTH_MARGIN x above the stated limit
+    above = per["det"].notna() & (per["size"] >= TRUTH_MARGIN * per["stated"])
+    per["det_above_stated"] = np.where(above, per["det"], np.nan)
     # an alarm on the reference is false only where the check cannot see the reference's own
     # error (its finest stated limit above TRUTH_MARGIN x that error); elsewhere it is unknown
     alarm = per["verdict"] == "bug"
@@ -79,10 +86,12 @@ def detection_limits(cells: pd.DataFrame) -> pd.DataFrame:
         eps=("eps", "first"), mutation=("mutation", "first"), size=("size", "median"),
         n_seeds=("seed", "nunique"), detection_rate=("det", "mean"),
         false_alarm_rate=("fa", "mean"), stated_limit=("stated", "median"),
-        truth_known=("truth_known", "all"), failed=("failed", "sum")).reset_index()
+        truth_known=("truth_known", "all"), failed=("failed", "sum"),
+        n_above_stated=("det_above_stated", "count"),
+        rate_above_stated=("det_above_stated", "mean")).reset_index()
     return out[["model", "dtype", "method", "eps", "eps_label", "variant", "mutation", "size",
                 "n_seeds", "detection_rate", "false_alarm_rate", "stated_limit",
-                "truth_known", "failed"]]
+                "n_above_stated", "rate_above_stated", "truth_known", "failed"]]
 
 
 def _sees(group: pd.DataFrame) -> float:
