@@ -174,8 +174,8 @@ def _one_model(own: pd.DataFrame, settings: pd.DataFrame) -> dict:
         counts = flagged.groupby("block")["seed"].size()
         blocks = [b for b, n in counts.items() if n * 2 > n_cells]
         out["blocks"] = ",".join(blocks)
-        out["diagnosis"] = "; ".join(
-            f"d{b}: {Counter(flagged.loc[flagged['block'] == b, 'diagnosis']).most_common(1)[0][0]}"
+        out["diagnosis"] = "; ".join(  # each diagnosis names its block (dW1 is ...)
+            Counter(flagged.loc[flagged["block"] == b, "diagnosis"]).most_common(1)[0][0]
             for b in blocks)
     return out
 

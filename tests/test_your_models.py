@@ -167,3 +167,76 @@ def test_reruns_compute_only_the_new_cells(sweep):
     run = _run(wf)["cells"]
     assert run["computed"] == _cells_of(more, wf) - _cells_of(fewer, wf) > 0
     assert run["reused"] == _cells_of(fewer, wf)
+
+
+LAYOUT_PROBE = """() => {
+  const main = document.querySelector("main").getBoundingClientRect();
+  const overflow = [];
+  for (const el of document.querySelectorAll("main *")) {
+    let p = el.parentElement, scrolls = false;
+    while (p && p.tagName !== "MAIN") {
+      const o = getComputedStyle(p).overflowX;
+      if (o === "auto" || o === "scroll" || o === "hidden") { scrolls = true; break; }
+      p = p.parentElement;
+    }
+    const r = el.getBoundingClientRect();
+    if (!scrolls && r.width && r.right > main.right + 1) {
+      overflow.push(el.tagName + "." + el.className + " right " + Math.round(r.right));
+    }
+  }
+  const cards = Array.from(document.querySelectorAll(".glance-card .scroll")).map(s =>
+    [s.closest(".glance-card").querySelector("h3").textContent.trim(), s.scrollWidth,
+     s.clientWidth, Math.round(s.getBoundingClientRect().right),
+     Math.round(s.closest(".glance-card").getBoundingClientRect().right)]);
+  const figures = Array.from(document.querySelectorAll("figure img")).filter(
+    i => i.getBoundingClientRect().width > 0).map(i => [i.alt.slice(0, 50),
+    Math.round(i.getBoundingClientRect().width), i.naturalWidth,
+    Math.round(i.closest("figure").getBoundingClientRect().width)]);
+  const diag = Array.from(document.querySelectorAll("td.diag")).map(
+    td => td.getBoundingClientRect().width);
+  const fig = document.querySelector("#yours figure.zoomable");
+  fig.click();
+  const zoomed = [fig.querySelector("img").getBoundingClientRect().width,
+                  fig.querySelector("img").naturalWidth];
+  fig.click();
+  const box = document.getElementById("filter");
+  box.value = "good forward";
+  box.dispatchEvent(new Event("input"));
+  const rows = Array.from(document.querySelectorAll("#cells tbody tr")).filter(
+    r => r.style.display !== "none");
+  const both = rows.every(r => /good/.test(r.textContent) && /forward/.test(r.textContent));
+  box.value = "good nosuchword";
+  box.dispatchEvent(new Event("input"));
+  return {overflow, page: document.documentElement.scrollWidth, inner: window.innerWidth,
+          cards, figures, diag, zoomed, filtered: [rows.length, both],
+          none: document.getElementById("filter-count").textContent};
+}"""
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_report_layout_in_chromium(sweep, tmp_path, width):
+    from browser import browser_problem, open_page
+
+    problem = browser_problem()
+    if problem:
+        pytest.skip(problem)
+    wf, _ = sweep
+    rep = open_page(wf / "reports" / "gradlab-report.html", tmp_path / f"r{width}.png",
+                    width=width, probe=lambda page: page.evaluate(LAYOUT_PROBE))
+    assert not rep.console_errors and not rep.page_errors, rep.console_errors + rep.page_errors
+    assert not rep.broken_images
+    got = rep.probe
+    assert got["overflow"] == [], got["overflow"][:10]
+    assert got["page"] <= got["inner"], "the page scrolls sideways"
+    for name, scroll_w, client_w, right, card_right in got["cards"]:
+        assert right <= card_right, name  # a card's table never reaches past the card
+        if width >= 1400:
+            assert scroll_w <= client_w, f"{name}: the table needs scrolling at {width} px"
+    assert got["figures"], "no figure rendered"
+    for alt, shown, natural, box in got["figures"]:
+        assert shown <= box + 1, alt
+        assert shown >= min(natural, box) - 2, alt  # as wide as the page lets it be
+    assert got["diag"] and min(got["diag"]) >= 250, got["diag"]
+    assert got["zoomed"][0] == got["zoomed"][1]  # a click shows the figure at full size
+    assert got["filtered"][0] > 0 and got["filtered"][1]  # two terms: rows with both
+    assert got["none"].startswith("no rows")

@@ -123,7 +123,7 @@ def curve_table(curves: pd.DataFrame | None, model: str, dtype: str) -> dict[str
     cols = (c.drop_duplicates("variant").sort_values(["mutation", "size"],
                                                      ascending=[True, False])["variant"])
     rows = []
-    for (method, eps), g in sorted(c.groupby(["method", "eps"]),
+    for (method, _eps), g in sorted(c.groupby(["method", "eps"]),
                                    key=lambda kv: (method_sort_key(kv[0][0]), -kv[0][1])):
         rates = dict(zip(g["variant"], g["detection_rate"], strict=True))
         rows.append({"method": method, "eps": g["eps_label"].iloc[0],
