@@ -33,6 +33,7 @@ TINY = {
         {"name": "raises", "kind": "file", "path": "raises.py"},
     ],
     "variants": ["correct", "seed-bugs"],
+    "mutations": "none",  # the mutations' reruns are tested in tests/test_your_models.py
     "seeds": [0, 1],
     "methods": ["central", "forward"],
     "epsilons": ["1e-7", 1.0e-3],  # the first one is YAML-1.1 text: taken as 1e-7
