@@ -266,8 +266,9 @@ def test_tables_identical_with_one_core_and_after_sigkill(done, tmp_path):
 @pytest.mark.slow
 def test_snakemake_report_collects_the_figures(done):
     wf, env, _ = done
-    snake(wf, env, "--report", "snakereport.html")
+    out = snake(wf, env, "--report", "snakereport.html")
     assert (wf / "snakereport.html").stat().st_size > 0
+    assert "Could not detect mimetype" not in out.stdout + out.stderr  # Parquet registered
 
 
 @pytest.mark.slow
