@@ -145,7 +145,11 @@ def _one_model(own: pd.DataFrame, settings: pd.DataFrame) -> dict:
     if done.empty:
         reason = own["error"].iloc[0] if len(own) else "no cells"
         return base | {"verdict": "failed", "diagnosis": reason}
-    good = settings[settings["trustworthy"]]
+    good = settings[settings["trustworthy"].astype(bool)]
+    if settings.empty:
+        return base | {"verdict": "inconclusive", "diagnosis": "the sweep ran without "
+                       "mutations, so no setting could be judged for this model (config key "
+                       "'mutations')"}
     if good.empty:
         return base | {"verdict": "inconclusive", "diagnosis": "no setting is trustworthy for "
                        "this model (see its detection-limit curves)"}
