@@ -157,3 +157,23 @@ def test_mutation_rows(tmp_path):
     own = cells[(cells["model"] == "mine") & (cells["variant"] == "correct")]
     assert (own["expected"] == "unknown").all()
     assert cells.loc[cells["status"] == "done", "detection_limit"].gt(0).all()
+
+
+def test_mutation_cells_of_a_broken_model_file_fail_with_the_reason(tmp_path):
+    models = Path(__file__).resolve().parent / "models"
+    for name in ("raises.py", "segfault.py"):
+        shutil.copy(models / name, tmp_path / name)
+    shutil.copy(EXAMPLE, tmp_path / "m.py")
+    grid = normalise({"models": [{"name": n.removesuffix(".py"), "kind": "file",
+                                  "path": str(tmp_path / n)}
+                                 for n in ("raises.py", "segfault.py", "m.py")],
+                      "seeds": [0], "epsilons": [1e-6], "methods": ["central"],
+                      "limits": {"seconds_per_check": 20}}, load_models=False)
+    cells = pd.DataFrame(run_group(grid, "float64", 0, 1e-6)["cells"])
+    per = cells.drop_duplicates(["model", "variant"]).set_index(["model", "variant"])
+    assert len(per) == 3 * (1 + 1 + 2 * 4 + 1)
+    for model, reason in (("raises", "ZeroDivisionError"), ("segfault", "SIGSEGV")):
+        mine = per.loc[model]
+        assert (mine["status"] == "failed").all(), mine["status"]
+        assert mine["error"].str.contains(reason, regex=False).all()
+    assert (per.loc["m", "status"] == "done").all()
