@@ -78,6 +78,13 @@ def test_models_table_says_bug_in_dw1_and_ok(sweep):
     assert good["verdict"] == "ok" and good["blocks"] == "", good.to_dict()
     for row in (bad, good):
         assert 0 < row["agree"] <= row["trusted"] <= row["settings"] == 3 * 4
+    # "best eps" of the buggy file never picks a step at which its real bug is missed
+    best = pd.read_parquet(wf / "results" / "tables" / "best_eps.parquet")
+    cells = pd.read_parquet(wf / "results" / "tables" / "cells.parquet")
+    own = cells[(cells["model"] == "bad") & (cells["variant"] == "correct")]
+    for row in best[best["model"] == "bad"].itertuples():
+        at = own[(own["method"] == row.method) & (own["eps"] == row.eps)]
+        assert len(at) and at.loc[at["block"] == "W1", "flagged"].all(), row
 
 
 def test_report_first_section_and_no_false_alarm_words(sweep):
