@@ -177,3 +177,26 @@ def test_mutation_cells_of_a_broken_model_file_fail_with_the_reason(tmp_path):
         assert (mine["status"] == "failed").all(), mine["status"]
         assert mine["error"].str.contains(reason, regex=False).all()
     assert (per.loc["m", "status"] == "done").all()
+
+
+def test_per_model_localise_reaches_the_check(tmp_path, monkeypatch):
+    import importlib
+
+    check_module = importlib.import_module("gradlab.check")  # gradlab.check is also a function
+    seen = []
+    real = check_module.check_problem
+
+    def spy(problem, **options):
+        seen.append(options.get("localise"))
+        return real(problem, **options)
+
+    monkeypatch.setattr(check_module, "check_problem", spy)
+    grid = normalise({"models": [{"kind": "seed-net", "localise": "none"},
+                                 {"name": "m", "kind": "mlp", "localise": "all"}],
+                      "variants": ["correct"], "seeds": [0], "epsilons": [1e-6],
+                      "methods": ["central"], "mutations": {"kinds": ["sign"], "seeds": 1}})
+    out = run_group(grid, "float64", 0, 1e-6)
+    models = out["cells"]["model"]
+    assert len(seen) == 2 * 3  # correct, reference, sign for each model
+    assert seen.count("all") == 3 and seen.count("none") == 3
+    assert set(models) == {"seed-net", "m"}

@@ -54,7 +54,10 @@ def sweep(tmp_path_factory):
     wf = tmp_path_factory.mktemp("yours")
     env = make_copy(wf)
     shutil.copy(MODELS / "tanh_dw1_bug.py", wf / "tanh_dw1_bug.py")
-    snake(wf, env, "--cores", "2", config=_write(wf, "yours.yaml", CONFIG))
+    out = snake(wf, env, "--cores", "2", config=_write(wf, "yours.yaml", CONFIG))
+    # the end of a run says where the report is
+    report = (wf / "reports" / "gradlab-report.html").resolve()
+    assert f"gradlab report: {report}" in out.stdout + out.stderr
     return wf, env
 
 
