@@ -107,6 +107,9 @@ def test_report_first_section_and_no_false_alarm_words(sweep):
             assert words not in glance[name].lower(), (name, words)
             assert words not in cards[name].lower(), (name, words)
     assert "false alarm" in glance["seed-net"].lower()  # the built-in network keeps its words
+    # "where it fails": the buggy file's flagged dW1 is not a red "flagged but not changed" row
+    for name in ("bad", "good"):
+        assert f'<tr class="falsehit"><td class="nowrap">{name}</td>' not in html
     # the figure of both model files' curves is on the page
     for name in ("bad", "good"):
         assert f'alt="detection rate against injected error size for {name}' in yours
