@@ -107,6 +107,10 @@ def test_report_first_section_and_no_false_alarm_words(sweep):
             assert words not in glance[name].lower(), (name, words)
             assert words not in cards[name].lower(), (name, words)
     assert "false alarm" in glance["seed-net"].lower()  # the built-in network keeps its words
+    # the catalogue's verdict matrix and grids have no "false alarm" rows for the files
+    matrix = _section(html, "matrix")
+    assert re.search(r"seed-net\s*<span", matrix)
+    assert not re.search(r"\b(bad|good)\s*<span", matrix)
     # "where it fails": the buggy file's flagged dW1 is not a red "flagged but not changed" row
     for name in ("bad", "good"):
         assert f'<tr class="falsehit"><td class="nowrap">{name}</td>' not in html

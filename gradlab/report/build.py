@@ -9,6 +9,7 @@ escaped.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 import os
 import tempfile
@@ -262,14 +263,19 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
         t.cells = all_cells[~all_cells["variant"].str.startswith("mut:")]
     cells = t.cells
     yours = _your_models(t)
+    files = _file_models(all_cells, t)
     cf = cell_frame(cells) if cells is not None and len(cells) else None
     best = S.best_eps_map(t)
     bottoms = S.v_bottoms(cf)
     seed = seed_section()
     figs: dict[str, F.Figure] = {"seed-threshold-trap.png": F.trap_figure(seed)}
     counts = S.status_counts(cf)
-    matrices = S.verdict_matrices(t, best, counts)
-    grids = S.settings_grids(t, counts)
+    # the catalogue's matrices: a model file has no bug variants and no known truth of its own
+    # (its verdict is in "Your models"), so it has no row there
+    catalogue = dataclasses.replace(t, detection=None if t.detection is None else
+                                    t.detection[~t.detection["model"].isin(files)])
+    matrices = S.verdict_matrices(catalogue, best, counts)
+    grids = S.settings_grids(catalogue, counts)
     if figures_dir is not None:  # shown as an HTML table on the page; PNG for Snakemake only
         figs["verdict-matrix.png"] = F.verdict_matrix_figure([
             {"title": f"{m['model']} ({m['dtype']})",
@@ -308,8 +314,7 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
         "derived": sorted(t.derived), "run": S.run_summary(t, cf),
         "run_items": flatten_run(t.run) if t.run else [],
         "failures": S.failures(cf), "glance": S.at_a_glance(
-            best, grids, bottoms, cf, set(t.models["model"]) if t.models is not None else set(),
-            t.trust),
+            best, grids, bottoms, cf, files, t.trust),
         "seed": seed, "matrices": matrices, "grids": grids,
         "panels": panels, "diagnoses": W.sweep_diagnoses(cells, panels) if cells is not None
         else [], "localisation": W.localisation_rows(t, best), "case": case,
@@ -326,6 +331,13 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
             if y["fig"] is not None:
                 _atomic_write(Path(figures_dir) / y["fig"]["name"], y["png"])
     return out_html
+
+
+def _file_models(cells: pd.DataFrame | None, t: Tables) -> set[str]:
+    """The models that are a user's files (from the cells, else from models.parquet)."""
+    if cells is not None and "model_kind" in cells.columns:
+        return set(cells.loc[cells["model_kind"] == "file", "model"].astype(str))
+    return set(t.models["model"]) if t.models is not None else set()
 
 
 def _your_models(t: Tables) -> dict[str, Any]:
