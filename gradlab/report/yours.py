@@ -60,7 +60,8 @@ def settings_rows(trust: pd.DataFrame | None, model: str, dtype: str) -> list[di
     t = trust[(trust["model"] == model) & (trust["dtype"] == dtype)]
     t = t.assign(_m=[method_sort_key(m) for m in t["method"]]).sort_values(
         ["_m", "eps"], ascending=[True, False])
-    return [{"method": r.method, "eps": r.eps_label, "sees": _sci(r.sees),
+    return [{"method": r.method, "eps": r.eps_label,
+             "sees": "only r ≥ 1" if r.sees >= 1 else _sci(r.sees),
              "stated": _sci(r.stated_limit),
              "fa": "—" if pd.isna(r.false_alarm_rate) else f"{100 * r.false_alarm_rate:.0f}%",
              "trust": "trustworthy" if r.trustworthy else "not trustworthy",
