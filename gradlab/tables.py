@@ -65,9 +65,9 @@ def summarise(cells) -> dict[str, Any]:
 
     ``detection``, ``localisation``: the catalogue (built-in variants; a model file's own cells
     have no known truth and count in neither rate). ``best_eps``: per model, method and dtype
-    the step that detects most and alarms least: on the catalogue for the built-in models, on
-    the mutations for model files. ``detection_limits``, ``trust``, ``models``: the mutation
-    summaries of :mod:`gradlab.trust`.
+    the step that detects most and alarms least: on the catalogue for the built-in networks, on
+    the mutations for models with no catalogue bug to detect (model files, linear1d).
+    ``detection_limits``, ``trust``, ``models``: the mutation summaries of :mod:`gradlab.trust`.
     """
     import numpy as np
     import pandas as pd
@@ -109,7 +109,11 @@ def summarise(cells) -> dict[str, Any]:
     mut_det = mut.groupby(keys, sort=True).agg(
         eps=("eps", "first"), detection_rate=("det", "mean"), false_alarm_rate=("fa", "mean"),
     ).reset_index()
-    parts = [detection[~detection["model"].isin(files)], mut_det[mut_det["model"].isin(files)]]
+    # models with nothing to detect in the catalogue (files, linear1d): judged on mutations
+    blind = files | {m for m, g in detection.groupby("model")
+                     if g["detection_rate"].isna().all()}
+    blind &= set(mut_det["model"])
+    parts = [detection[~detection["model"].isin(blind)], mut_det[mut_det["model"].isin(blind)]]
     known = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
     means = known.groupby(["model", "dtype", "method", "eps_label"], sort=True).agg(
         eps=("eps", "first"), detection_rate=("detection_rate", "mean"),
