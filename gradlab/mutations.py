@@ -5,7 +5,8 @@ does not depend on the model's own backprop being right, so the sweep can measur
 bug in *this* model each method and step can see (the detection-limit curves):
 
 - the reference of a built-in model (its ``correct`` variant, verified against the plain loop
-  and the exact derivatives by the test suite) is its backprop, exact to rounding;
+  and the exact derivatives by the test suite) is its backprop, exact to rounding (its
+  ``reference_error`` is the unit round-off of the model's dtype);
 - the reference of a model file is a numerical gradient: five-point differences at two steps
   (``h`` and ``h/2``); the estimate at ``h/2`` is the reference and the relative difference of
   the two estimates, ``reference_error``, bounds its own error (truncation falls 16-fold from
@@ -34,7 +35,7 @@ from .problem import Problem
 
 __all__ = [
     "KINDS", "LADDER_KINDS", "FIXED_KINDS", "PREFIX", "REFERENCE", "Mutation", "variant_name",
-    "parse_variant", "plan", "reference_gradient", "mutate", "mutated_problem",
+    "parse_variant", "plan", "reference_gradient", "mutate", "mutated_problem", "as_checked",
 ]
 
 LADDER_KINDS = ("scale", "element", "fraction", "noise")
@@ -112,7 +113,8 @@ def reference_gradient(problem: Problem, trusted: bool) -> tuple[dict, dict[str,
                                 problem.X, problem.Y)
         grads = {n: np.asarray(raw.get("d" + n, raw.get(n)), dtype=np.float64).reshape(
             np.shape(problem.params[n])) for n in names}
-        return grads, {n: 0.0 for n in names}
+        # exact up to the rounding of its own precision (float32: ~1e-7)
+        return grads, {n: _unit_roundoff(problem.params[n]) for n in names}
     shapes = [np.shape(problem.params[n]) for n in names]
     theta = np.concatenate([np.asarray(problem.params[n], dtype=np.float64).reshape(-1)
                             for n in names])
@@ -136,6 +138,28 @@ def reference_gradient(problem: Problem, trusted: bool) -> tuple[dict, dict[str,
         grads[n] = b.reshape(shapes[i])
         errors[n] = float(2 * np.linalg.norm(a - b) / norm) if norm > 0 else math.inf
     return grads, errors
+
+
+def _unit_roundoff(value: np.ndarray) -> float:
+    dtype = np.asarray(value).dtype
+    return float(np.finfo(dtype).eps) if dtype.kind == "f" else float(np.finfo(float).eps)
+
+
+def as_checked(problem: Problem, reference: Mapping[str, np.ndarray],
+               mutated: Mapping[str, np.ndarray], truth: Mapping[str, float]
+               ) -> dict[str, float]:
+    """The truth of a mutation as the check sees it: both gradients rounded to the parameters'
+    precision (a 1e-8 error vanishes in float32); blocks whose change rounded away are dropped.
+    """
+    out = {}
+    for name in truth:
+        dtype = np.asarray(problem.params[name]).dtype
+        a = np.asarray(mutated[name]).astype(dtype).astype(np.float64)
+        b = np.asarray(reference[name]).astype(dtype).astype(np.float64)
+        change = float(np.linalg.norm(a - b) / np.linalg.norm(b))
+        if change > 0:
+            out[name] = change
+    return out
 
 
 def _transposed(g: np.ndarray) -> np.ndarray:

@@ -120,7 +120,7 @@ def _check_in_worker(state: dict, options: dict[str, Any]) -> CheckResult:
 def _mutated(state: dict, problem, variant: str, trusted: bool, options: dict[str, Any]):
     """Check a mutated reference; the reference is computed once per runner (in ``state``)."""
     from .check import check_problem
-    from .mutations import mutate, mutated_problem, parse_variant, reference_gradient
+    from .mutations import as_checked, mutate, mutated_problem, parse_variant, reference_gradient
 
     if "reference" not in state:
         state["reference"] = reference_gradient(problem, trusted)
@@ -128,7 +128,8 @@ def _mutated(state: dict, problem, variant: str, trusted: bool, options: dict[st
     mutation = parse_variant(variant)
     truth: dict[str, float] = {}
     if mutation is not None:
-        grads, truth = mutate(mutation, grads, int(options.get("seed", 0)))
+        mutated, truth = mutate(mutation, grads, int(options.get("seed", 0)))
+        truth, grads = as_checked(problem, grads, mutated, truth), mutated
     with np.errstate(all="ignore"):
         result = check_problem(mutated_problem(problem, grads), estimates=state["estimates"],
                                **options)

@@ -151,9 +151,9 @@ def test_mutation_rows(tmp_path):
     scaled = mut[mut["variant"] == "mut:scale:1e-03"].drop_duplicates("model")
     assert (scaled["expected"] == "bug").all()
     assert scaled["mutation_size"].to_numpy() == pytest.approx([1e-3, 1e-3])
-    # built-in reference: its verified backprop (0 error); the file: a measured small error
+    # built-in reference: its verified backprop (exact to rounding); the file: measured
     errors = mut.drop_duplicates("model").set_index("model")["reference_error"]
-    assert errors["seed-net"] == 0 and 0 < errors["mine"] < 1e-10
+    assert errors["seed-net"] == np.finfo(np.float64).eps and 0 < errors["mine"] < 1e-10
     own = cells[(cells["model"] == "mine") & (cells["variant"] == "correct")]
     assert (own["expected"] == "unknown").all()
     assert cells.loc[cells["status"] == "done", "detection_limit"].gt(0).all()
@@ -200,3 +200,17 @@ def test_per_model_localise_reaches_the_check(tmp_path, monkeypatch):
     assert len(seen) == 2 * 3  # correct, reference, sign for each model
     assert seen.count("all") == 3 and seen.count("none") == 3
     assert set(models) == {"seed-net", "m"}
+
+
+def test_float32_truth_is_what_survives_the_rounding():
+    grid = normalise({"models": [{"kind": "seed-net"}], "variants": ["correct"], "seeds": [0],
+                      "epsilons": [1e-3], "methods": ["central"], "dtypes": ["float32"],
+                      "mutations": {"kinds": ["scale"], "sizes": [1e-2, 1e-9], "seeds": 1}})
+    cells = pd.DataFrame(run_group(grid, "float32", 0, 1e-3)["cells"])
+    per = cells.drop_duplicates("variant").set_index("variant")
+    assert per.loc["mut:reference", "reference_error"] == np.finfo(np.float32).eps
+    # 1e-9 is below float32's resolution: nothing changed, so nothing to detect
+    assert per.loc["mut:scale:1e-09", "expected"] == "ok"
+    assert per.loc["mut:scale:1e-09", "mutation_size"] == 0
+    assert per.loc["mut:scale:1e-02", "expected"] == "bug"
+    assert per.loc["mut:scale:1e-02", "mutation_size"] == pytest.approx(1e-2, rel=1e-4)
