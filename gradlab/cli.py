@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--localise", choices=("auto", "failing", "all", "none"), default="auto",
                      help="auto (default): 'all' for the built-in networks, 'failing' for your "
                           "own model; all: every element of every block estimated; failing: "
-                          "blocks over 256 elements screened along random directions and only "
+                          "blocks over 64 elements screened along random directions and only "
                           "failing ones localised; none: screened, never localised")
     chk.add_argument("--engine", choices=("auto", "loop", "fast"), default="auto",
                      help="auto (default): the fast engine where the model has one (the plain "

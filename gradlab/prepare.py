@@ -156,6 +156,7 @@ def prepare(problem: Problem, engine: str) -> Run:
     if engine != "loop" and problem.fast is not None and engine_name != "fast":
         rechecker = Counter(problem.fast.costs)
     run = Run(problem, layout, theta, flat_cost, counter, rechecker, engine_name)
+    run.notes.extend(problem.info.get("notes", []))  # e.g. a framework model's vmap fallback
     inputs = {"X": _snapshot(problem.X), "Y": _snapshot(problem.Y)}
     run.j0 = flat_cost(theta.copy())
     moved = [n for k, v in inputs.items() for n in _changed(v, getattr(problem, k), k)]

@@ -38,8 +38,8 @@ def probe_coordinates(
 ) -> list[np.ndarray]:
     """Up to ``per_block`` coordinates of each block, drawn from ``seed``.
 
-    When the model knows its kink ``radius`` (the built-in networks), the block's coordinates
-    farthest from a kink among a random sample of 64 are taken.
+    When the model knows its kink ``radius`` (the built-in networks), they are drawn from the
+    half of a random sample of 64 that lies farthest from a kink.
     """
     rng = np.random.default_rng(seed)
     out = []
@@ -48,8 +48,10 @@ def probe_coordinates(
         if radius is not None and span.size > per_block:
             if span.size > 64:
                 span = np.sort(rng.choice(span, size=64, replace=False))
-            far = np.argsort(-radius(theta, span), kind="stable")[:per_block]
-            out.append(np.sort(span[far]))
+            # away from kinks, but not only the farthest (often units that do nothing)
+            r = radius(theta, span)
+            far = span[r >= np.sort(r)[r.size // 2]]
+            out.append(np.sort(rng.choice(far, size=min(per_block, far.size), replace=False)))
         elif span.size > per_block:
             out.append(np.sort(rng.choice(span, size=per_block, replace=False)))
         else:
@@ -98,10 +100,11 @@ def block_noise(
     Each probe coordinate is evaluated at 9 points ``theta_i + k d`` (k = -4..4), spaced like
     the block's step (capped at ``sqrt(eps_machine)`` times the parameters' scale, far below the
     scale on which J curves); ECnoise reads the noise off their high-order differences.
-    Tables that show a kink are set aside. A block's noise is the larger of the median over
-    its own clean probes and the median over all clean probes (the cost's noise is one
-    property of the cost: a block cannot claim less than the typical level, and one noisy or
-    kinked probe cannot raise the others). The result is at least ``eps_machine * |J|``.
+    Tables that show a kink are set aside. A block's noise is the larger of the largest over
+    its own clean probes (coordinates that barely move the computation see less rounding: the
+    block's noisiest probe speaks for it) and the median over all clean probes (no block
+    claims less than the typical level; one noisy or kinked probe never raises another
+    block). The result is at least ``eps_machine * |J|``.
     """
     u = machine_eps(theta.dtype)
     floor = u * abs(float(np.real(j0)))
@@ -122,7 +125,7 @@ def block_noise(
     typical = every[len(every) // 2] if every else floor
     out = np.empty(len(coords))
     for b, found in enumerate(per_block):
-        own = sorted(found)[len(found) // 2] if found else typical
+        own = max(found) if found else typical
         out[b] = max(own, typical, floor)
     return out
 

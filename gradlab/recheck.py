@@ -47,6 +47,7 @@ class Recheck:
     clean: np.ndarray | None = None
     side_steps: tuple[np.ndarray, np.ndarray] | None = None  # the steps of slopes h1, h2
     slope_noise: np.ndarray | None = None  # noise of a one-sided slope at the first of them
+    with_eps: np.ndarray | None = None  # the discrepancy at eps must agree too (h1 near eps)
 
     def take(self, sel: np.ndarray) -> Recheck:
         """The evidence of a subset of the suspects."""
@@ -59,20 +60,29 @@ class Recheck:
             pick(self.crosses), pick(self.clean),
             None if self.side_steps is None else (self.side_steps[0][sel],
                                                   self.side_steps[1][sel]),
-            pick(self.slope_noise),
+            pick(self.slope_noise), pick(self.with_eps),
         )
 
 
-def _steps(eps: float, d0: np.ndarray, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Re-check steps: the smallest ``eps / rho**k`` that keeps the discrepancy visible, and
-    the next larger one (``eps * rho`` when eps is already at the round-off limit)."""
+def _steps(eps: float, d0: np.ndarray, bound: np.ndarray,
+           small: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Re-check steps ``h1`` (confirm) and ``h2`` (compare; NaN: compare with eps itself), and
+    whether eps's own discrepancy must agree too.
+
+    Normally ``h1`` is the smallest ``eps / rho**k`` that keeps the discrepancy visible and
+    ``h2 = rho h1``. When not even ``eps / rho`` has room: a ``small`` step (below the
+    round-off/truncation balance, ``u**(1/3)`` times the scale) is re-checked at
+    ``eps * rho``, where the noise is smaller; a large one at both ``eps / rho`` and
+    ``eps * rho`` (a large step's truncation can keep its size one way, far from the Taylor
+    regime, and noise the other way; a bug keeps it both ways).
+    """
     rho = TOLERANCES["rho"]
     room = d0 / np.maximum(TOLERANCES["safety"] * bound, 1e-300)
     k = np.floor(np.log(np.maximum(room * TOLERANCES["persist"], 1.0)) / np.log(rho))
     k = np.clip(k, 0, TOLERANCES["max_shrink"])
-    h1 = np.where(k > 0, eps / rho**k, eps * rho)
-    h2 = np.where(k > 1, h1 * rho, np.nan)
-    return h1, h2
+    h1 = np.where(k > 0, eps / rho**k, np.where(small, eps * rho, eps / rho))
+    h2 = np.where(k > 1, h1 * rho, np.where((k == 0) & ~small, eps * rho, np.nan))
+    return h1, h2, k <= 1
 
 
 def recheck(
@@ -99,7 +109,8 @@ def recheck(
         radius: per suspect, the distance to the nearest kink when the model knows it.
     """
     rho = TOLERANCES["rho"]
-    h1, h2 = _steps(eps, np.abs(grad - approx), bound)
+    small = eps < u ** (1 / 3) * np.maximum(1.0, np.abs(np.real(theta[idx])))
+    h1, h2, with_eps = _steps(eps, np.abs(grad - approx), bound, small)
     crosses = clean = None
     if radius is not None and not method.is_complex:
         reach = max(abs(o) for o in method.offsets)  # the stencil's widest step, in eps
@@ -114,10 +125,12 @@ def recheck(
                    for s in stencil(method, float(h))}, key=lambda s: (abs(s), np.real(s)))
     # one-sided slopes: at the re-check steps, and at eps and eps/rho; the complex step's
     # steps are far too small for real differences, so it takes real ones of its own
-    side_a, side_b, side_eps = h1, h2_or_eps, eps
-    if method.is_complex:
-        scale = np.maximum(1.0, np.abs(np.real(theta[idx])))
-        side_a, side_b, side_eps = 1e-6 * scale, 4e-6 * scale, 1e-6
+    # (the subgradient test asks whether a kink sits at the point itself, whatever the step:
+    # it reads slopes at a fixed moderate step, accurate in the precision and short enough to
+    # cross no other kink; the complex step's eps is far too small for real differences)
+    scale = np.maximum(1.0, np.abs(np.real(theta[idx])))
+    side_b = max(1e-6, np.sqrt(u)) * scale
+    side_a, side_eps = side_b / rho, (1e-6 if method.is_complex else eps)
     sides = sorted({float(s) * sign for s in np.unique(np.concatenate(
         [side_a, side_b, [side_eps, side_eps / rho]])) for sign in (1, -1)})
     wanted = list(dict.fromkeys(plan + sides))
@@ -149,7 +162,7 @@ def recheck(
                          (j0 - np.real(at(-side_eps, sel))) / side_eps)
     slope_noise = 2 * cost_noise / side_a
     return Recheck(confirm, bound_confirm, second, h1, h2_or_eps, slopes, crosses, clean,
-                   (side_a, side_b), slope_noise)
+                   (side_a, side_b), slope_noise, with_eps)
 
 
 def _evaluate(costs: Evaluator, theta: np.ndarray, idx: np.ndarray, wanted: list) -> dict:

@@ -106,6 +106,11 @@ def screen(method: Method, step: float, noise: float, flat_cost, theta: np.ndarr
     ev = Directions(flat_cost, theta, sl, vectors, counter)
     ks = np.arange(len(vectors))
     proj = vectors @ g
+    # a Gaussian direction over n elements moves the point sqrt(n) times as far as a step
+    # along one element: the step shrinks by sqrt(n), so that truncation and round-off weigh
+    # as they do at the block's step for one element
+    if not method.is_complex:
+        step = step / np.sqrt(max(1, int(np.count_nonzero(vectors[0]))))
     approx = estimate(method, step, ev, theta, ks, j0)
     # per direction: theta_i + s v_i is rounded (u |theta_i| each, weighted by |g_i|), and g.v
     # is a sum of rounded terms; fed to noise_bound through its per-element arguments

@@ -7,7 +7,7 @@ Every tolerance lives in :data:`TOLERANCES`. The reasoning, element by element:
    representing ``theta_i + eps``, plus the rounding of the backprop value.
 2. an element is *suspect* when ``|g_i - a_i| > safety * r_i``;
 3. each suspect is re-evaluated at the smallest step ``eps / rho**k`` whose noise bound still
-   leaves its discrepancy visible (or at ``eps * rho`` when ``eps`` is already at that limit)
+   leaves its discrepancy visible (or at ``eps * rho`` when a small ``eps`` has no room)
    and at the next larger step (:mod:`gradlab.recheck`):
    - *bug*: the discrepancy ``g_i - a_i`` is the same at both steps (a real error does not
      depend on the step; truncation and round-off do) and backprop is not a subgradient there;
@@ -17,8 +17,9 @@ Every tolerance lives in :data:`TOLERANCES`. The reasoning, element by element:
      and the slopes at ``eps`` show a jump (a kink inside the step);
    - otherwise the error was truncation or round-off: not a bug.
 4. a block's *detection limit* is the smallest relative error ``||e|| / ||a||`` that is sure to
-   make some element suspect: ``safety * ||r|| / ||a||``. A block whose limit exceeds
-   ``useful_limit`` cannot see a real bug: its verdict is ``inconclusive``, not ``ok``.
+   make some element suspect and survive its re-check: ``margin * safety * ||r|| / ||a||``.
+   A block whose limit exceeds ``useful_limit`` cannot see a real bug: its verdict is
+   ``inconclusive``, not ``ok``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ __all__ = ["TOLERANCES", "ElementClasses", "classify", "noise_bound", "detection
 
 TOLERANCES: dict[str, float] = {
     "safety": 10.0,  # suspect when the error exceeds safety x the noise bound
-    "rho": 4.0,  # re-check at eps/rho**k (k <= max_shrink) or eps*rho
+    "rho": 4.0,  # re-check at eps/rho**k (k <= max_shrink) or, for a small eps, eps*rho
     "max_shrink": 6,
     "persist": 0.5,  # a bug's discrepancy changes by less than this fraction between steps
     "kink_asymmetry": 0.25,  # backprop sits on one one-sided slope: min/max distance below this
@@ -45,7 +46,8 @@ TOLERANCES: dict[str, float] = {
     "complex_rounding": 64.0,  # complex-step noise: ulps of max|a|
     "scale_fit": 0.02,  # g = k a explains the block when |g - k a| < this x |g - a|
     "pattern_fit": 1e-3,  # a permutation/flip of the estimate matches g within this (relative)
-    "subgradient_slack": 1e-3,  # backprop within the one-sided slopes, +- this x their jump
+    "subgradient_slack": 0.0,  # backprop within the one-sided slopes, +- this x their jump
+    "limit_margin": 2.0,  # a suspect is confirmed reliably once its error is this x its bound
     "useful_limit": 0.1,  # a block that cannot see a relative error this large: inconclusive
     "weak_limit": 1e-4,  # evidence this coarse gets the Taylor test as a second opinion
     "taylor_bug_rate": 1.15,  # remainders shrinking like h**(1 +- this - 1) at every step: wrong
@@ -53,7 +55,7 @@ TOLERANCES: dict[str, float] = {
     "taylor_signal": 100.0,  # remainders used only when this many times the cost noise
     "screen_directions": 12,  # random directions per screened block
     "screen_miss": 1e-6,  # a block error above the screen's limit is missed this rarely
-    "screen_min_block": 256,  # blocks this small are checked element by element anyway
+    "screen_min_block": 64,  # blocks this small are checked element by element anyway
     "group_budget": 16,  # more wrong elements than this: the full per-element map instead
 }
 
@@ -99,7 +101,8 @@ def detection_limit(bound: np.ndarray, grad: np.ndarray, approx: np.ndarray,
     """The smallest relative error ``||e|| / ||a||`` of a block that the check is sure to see.
 
     An error ``e`` with every ``|e_i| <= safety * r_i`` has ``||e|| <= safety * ||r||``, so any
-    larger error makes at least one element suspect. Relative to the larger of the numerical
+    larger error makes at least one element suspect; ``limit_margin`` more, and its re-check
+    confirms it despite the noise at the re-check steps. Relative to the larger of the numerical
     and the backprop gradient's norm, and of ``typical``: the norm a block of this size has
     when its elements are as large as the model's gradient elements on average (a block whose
     gradient is zero, a dead unit's, is judged against the model's scale, not against zero).
@@ -107,7 +110,8 @@ def detection_limit(bound: np.ndarray, grad: np.ndarray, approx: np.ndarray,
     scale = max(float(np.linalg.norm(approx)), float(np.linalg.norm(grad)), typical)
     if scale == 0.0:
         return 0.0 if not np.any(bound) else float("inf")
-    return float(TOLERANCES["safety"] * np.linalg.norm(bound) / scale)
+    return float(TOLERANCES["limit_margin"] * TOLERANCES["safety"] * np.linalg.norm(bound)
+                 / scale)
 
 
 def _log_closer_to_one(ratio: np.ndarray, smooth: np.ndarray) -> np.ndarray:
@@ -116,8 +120,11 @@ def _log_closer_to_one(ratio: np.ndarray, smooth: np.ndarray) -> np.ndarray:
         return np.abs(np.log(ratio)) < 0.5 * np.abs(np.log(smooth))
 
 
-def _subgradient(g: np.ndarray, rc: Recheck) -> np.ndarray:
-    """Backprop lies between one-sided slopes that jump: a valid subgradient at a kink."""
+def _subgradient(g: np.ndarray, rc: Recheck) -> tuple[np.ndarray, np.ndarray]:
+    """Backprop lies between one-sided slopes that jump: a valid subgradient at a kink.
+
+    Returns the mask and the slack allowed around the slopes (an error that small could pass).
+    """
     t = TOLERANCES
     fa, ba = rc.slopes["h1"]
     fb, bb = rc.slopes["h2"]
@@ -129,7 +136,7 @@ def _subgradient(g: np.ndarray, rc: Recheck) -> np.ndarray:
     between = (g >= np.minimum(fa, ba) - slack) & (g <= np.maximum(fa, ba) + slack)
     with np.errstate(divide="ignore", invalid="ignore"):
         kinky = _log_closer_to_one(jump_a / jump_b, step_a / step_b)
-    return between & (jump_a > 2 * noise) & kinky
+    return between & (jump_a > 2 * noise) & kinky, slack
 
 
 def _kink_inside_step(g: np.ndarray, rc: Recheck, bound: np.ndarray) -> np.ndarray:
@@ -175,14 +182,18 @@ def classify(
     confirmed = np.abs(d1) > t["safety"] * recheck.bound_confirm
     d2 = np.where(np.isfinite(recheck.second), g - recheck.second, d0)
     persistent = confirmed & (np.abs(d1 - d2) <= t["persist"] * np.abs(d1))
+    if recheck.with_eps is not None:  # re-checked near eps: eps's discrepancy agrees too
+        persistent &= ~recheck.with_eps | (np.abs(d1 - d0) <= t["persist"] * np.abs(d1))
     is_kink = np.zeros(idx.size, bool)
+    slack = np.zeros(idx.size)
     if recheck.clean is not None:
         # the model knows where its kinks are: a bug only from two kink-free steps
         persistent &= recheck.clean
         is_kink = ~persistent & (recheck.crosses | ~recheck.clean)
     elif recheck.slopes:
-        is_kink = np.where(persistent, _subgradient(g, recheck),
-                           _kink_inside_step(g, recheck, bound[idx]))
+        at_kink, slack = _subgradient(g, recheck)
+        is_kink = np.where(persistent, at_kink, _kink_inside_step(g, recheck, bound[idx]))
+        slack = np.where(persistent & is_kink, slack, 0.0)
     bug[idx] = persistent & ~is_kink
     kink[idx] = is_kink
     trunc[idx] = ~persistent & ~is_kink
@@ -190,7 +201,10 @@ def classify(
     # of its truncation between the two re-check steps (the persistence test)
     # (an element found wrong needs no such allowance)
     resolution = bound.copy()
+    # and a subgradient accepted at a kink could hide an error below the interval's slack, an
+    # element excused as truncation or a kink inside the step one below what it kept at h1
     resolution[idx] = np.where(bug[idx], bound[idx], np.maximum.reduce([
         bound[idx], np.nan_to_num(recheck.bound_confirm),
-        np.abs(d1 - d2) / (t["persist"] * t["safety"])]))
+        np.abs(d1 - d2) / (t["persist"] * t["safety"]), slack / t["safety"],
+        np.where(persistent, 0.0, np.abs(d1) / t["safety"])]))
     return ElementClasses(suspect, bug, kink, trunc, resolution)

@@ -3,9 +3,10 @@
 #
 #   bash scripts/test.sh [pytest args...]
 #
+# Without arguments: lint (ruff, snakefmt), the fast tests, then the slow ones.
 # - Debian's chromium (the report is checked in a real headless browser)
 # - a single-node SLURM with accounting on localhost (scripts/slurm-up.sh), for the cluster test
-# - gradlab with its test and slurm extras (pip, editable)
+# - gradlab with its test and slurm extras (pip, editable), torch 2.13.0 (the CPU build) and jax
 # Needs root for apt-get and SLURM; without root those steps are skipped and the tests that
 # need them skip with a reason (they fail instead when CI=true).
 #
@@ -59,6 +60,20 @@ fi
 
 echo "[test.sh] installing gradlab with its test extras"
 python -m pip install -q -e ".[test,slurm]"
+echo "[test.sh] installing torch (CPU) and jax for the framework tests"
+python -m pip install -q "torch==2.13.0"
+python -m pip install -q jax jaxlib
 
-echo "[test.sh] running the tests"
-python -m pytest "$@"  # its exit code is the script's (set -e, then on_exit keeps it)
+echo "[test.sh] lint: ruff check . && snakefmt --check ."
+ruff check .
+snakefmt --check .
+
+# exit codes are the script's (set -e, then on_exit keeps them)
+if [ "$#" -gt 0 ]; then
+    echo "[test.sh] running: pytest $*"
+    python -m pytest "$@"
+else
+    echo "[test.sh] running the fast tests, then the slow ones"
+    python -m pytest -m "not slow"
+    python -m pytest -m slow
+fi

@@ -12,6 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = Path(__file__).resolve().parent / "models"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Run tests/frameworks last: once torch or jax is imported gradlab no longer forks, and
+    the tests before them exercise its forked workers."""
+    frameworks = Path(__file__).resolve().parent / "frameworks"
+    items.sort(key=lambda item: frameworks in Path(str(item.path)).parents)
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``gradlab ARGS`` in a fresh interpreter; return the completed process."""
     return subprocess.run(

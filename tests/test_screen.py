@@ -3,6 +3,9 @@ stated power holds (errors 10x above the screen's limit are never missed)."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,40 +15,25 @@ from gradlab.screen import miss_probability, power_constant, screen
 from gradlab.verdict import TOLERANCES
 
 DIMS = (20, 24, 24, 1)  # W1 480 and W2 576 elements: over screen_min_block, so screened
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load():
+    """The benchmark's tanh network (benchmarks/models/tanh_net.py) at test size."""
+    spec = importlib.util.spec_from_file_location(
+        "screen_net", ROOT / "benchmarks" / "models" / "tanh_net.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.DIMS, module.M = DIMS, 32
+    return module
+
+
+NET = _load()
+cost, exact = NET.cost, NET.gradients
 
 
 def _net(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    p = {}
-    for i in range(1, len(DIMS)):
-        p[f"W{i}"] = rng.standard_normal((DIMS[i], DIMS[i - 1])) / np.sqrt(DIMS[i - 1])
-        p[f"b{i}"] = rng.standard_normal((DIMS[i], 1)) * 0.1
-    return p, rng.standard_normal((DIMS[0], 32)), rng.standard_normal((1, 32))
-
-
-def _forward(p, X):
-    A = [X]
-    for i in range(1, len(DIMS)):
-        Z = p[f"W{i}"] @ A[-1] + p[f"b{i}"]
-        A.append(np.tanh(Z) if i < len(DIMS) - 1 else Z)
-    return A
-
-
-def cost(p, X, Y):
-    return float(np.sum((_forward(p, X)[-1] - Y) ** 2) / (2 * X.shape[1]))
-
-
-def exact(p, X, Y):
-    """Backprop written out by hand (checked below against complex-step derivatives)."""
-    A = _forward(p, X)
-    dZ = (A[-1] - Y) / X.shape[1]
-    g = {}
-    for i in range(len(DIMS) - 1, 0, -1):
-        g[f"dW{i}"] = dZ @ A[i - 1].T
-        g[f"db{i}"] = dZ.sum(axis=1, keepdims=True)
-        if i > 1:
-            dZ = (p[f"W{i}"].T @ dZ) * (1 - A[i - 1] ** 2)
-    return g
+    return NET.init(seed)
 
 
 def _mutated(kind: str):
@@ -144,3 +132,32 @@ def test_power_statement_holds_over_many_random_trials():
     assert np.isclose(miss_probability(1.0, 1.0, 12, 1e-6), 1e-6, rtol=1e-6)
     assert 0 < power_constant(12, 1e-6) < 1
     assert machine_eps(theta.dtype) < b.detection_limit < 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(3))
+def test_catalogue_as_user_models_same_verdicts_as_the_full_check(seed):
+    """Every catalogue variant of a built-in network, checked as a user model would be (no
+    fast engine, so its large blocks are screened): the same verdict and the same failing
+    blocks as ``--localise all``."""
+    from gradlab.bugs import CATALOGUE
+    from gradlab.check import check_problem
+    from gradlab.spec import ModelSpec, build_problem
+
+    wrong, screened = [], 0
+    for variant in CATALOGUE:
+        spec = ModelSpec(model="mlp", variant=variant, seed=seed, dims=(20, 32, 16, 1),
+                         examples=64, lambd=0.3, keep_prob=0.8)
+        results = {}
+        for localise in ("failing", "all"):
+            problem = build_problem(spec)
+            problem.fast = None  # the model-file form: no fast engine
+            results[localise] = check_problem(problem, seed=seed, localise=localise)
+        fast, full = results["failing"], results["all"]
+        screened += any(b.checked_by != "elements" for b in fast.blocks)
+        if fast.verdict != full.verdict or \
+                {b.name for b in fast.failing()} != {b.name for b in full.failing()}:
+            wrong.append(f"{variant}: {fast.verdict} {[b.name for b in fast.failing()]} vs "
+                         f"{full.verdict} {[b.name for b in full.failing()]}")
+    assert not wrong, "\n".join(wrong)
+    assert screened >= len(CATALOGUE) // 2  # the screen settled most of them by itself

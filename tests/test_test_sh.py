@@ -29,6 +29,8 @@ def make_stubs(tmp: Path, uid: int) -> tuple[Path, dict]:
     stubs = {
         "id": f"#!/bin/sh\necho {uid}\n",
         "chromium": "#!/bin/sh\nexit 0\n",
+        "ruff": "#!/bin/sh\nexit 0\n",
+        "snakefmt": "#!/bin/sh\nexit 0\n",
         # pip succeeds; pytest exits with $FAKE_PYTEST_RC
         "python": '#!/bin/sh\n[ "$2" = pytest ] && exit "$FAKE_PYTEST_RC"\nexit 0\n',
     }

@@ -106,6 +106,14 @@ def byo_problem(path: str | Path, seed: int = 0) -> Problem:
     params, X, Y = out
     if not isinstance(params, dict) or not params:
         raise ModelError(f"{where}: init() must return a non-empty dict of arrays as params")
+    from ..frameworks import detect, framework_problem  # numpy-only; imports no framework
+
+    kind = detect(params)
+    if kind is not None:  # torch tensors or JAX arrays: the adapter hands the core numpy
+        return framework_problem(Path(path).stem, params, X, Y,
+                                 _guard(module.cost, f"{where}: cost()"),
+                                 _guard(module.gradients, f"{where}: gradients()"),
+                                 source=where, kind=kind)
     clean = {}
     for key, value in params.items():
         arr = np.asarray(value)
