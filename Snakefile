@@ -4,6 +4,9 @@ Run:  snakemake --cores 2          (profiles/default is applied automatically)
 Config: config/config.yaml, every key explained in config/README.md.
 """
 
+import mimetypes
+import os
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
@@ -27,6 +30,10 @@ validate(CFG, "workflow/schemas/config.schema.yaml")
 report: "workflow/report/workflow.rst"
 
 
+# snakemake --report: the tables are Parquet files (offered for download, not shown as text)
+mimetypes.add_type("application/vnd.apache.parquet", ".parquet")
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/check.smk"
 include: "workflow/rules/aggregate.smk"
@@ -44,3 +51,8 @@ rule all:
     default_target: True
     input:
         REPORT_HTML,
+
+
+onsuccess:
+    if os.path.exists(REPORT_HTML):
+        print(f"gradlab report: {os.path.abspath(REPORT_HTML)}")

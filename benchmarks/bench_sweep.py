@@ -13,7 +13,9 @@ Copies the Snakefile, workflow/, config/, profiles/ and examples/ into a tempora
   CPU of Snakemake and all its jobs), which a busy machine does not distort;
 - the CPU seconds of Snakemake and all its jobs (the wall time an idle machine needs at best is
   that divided by the cores: on a shared machine the wall time says more about the neighbours);
-- the per-rule totals from the jobs' ``benchmark:`` files.
+- the per-rule totals from the jobs' ``benchmark:`` files;
+- a rerun after adding a model (a small mlp) to the config: its wall and CPU time and the cells
+  ``run.json`` says were computed and reused (only the new model's cells should compute).
 
 It runs a snapshot of this checkout's gradlab package (first on PYTHONPATH), so edits made to
 the checkout while it runs change neither the numbers nor the no-op rerun.
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         timing = pd.read_parquet(wf / "results" / "tables" / "timing.parquet")
         run = json.loads((wf / "results" / "tables" / "run.json").read_text())
         rules = _benchmarks(wf)
+        added = _add_a_model(wf, args, extra, env)
         checks = float(timing["seconds"].sum())
         budget = cold * args.cores
         result = {
@@ -121,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             "per_cell_ms": round(1000 * checks / max(len(timing), 1), 2),
             "rules": {k: {m: round(v, 2) for m, v in r.items()} for k, r in rules.items()},
             "failed_cells": run["cells"]["failed"],
+            "add_a_model": added,
         }
     finally:
         if args.keep:
@@ -146,7 +150,27 @@ def main(argv: list[str] | None = None) -> int:
     for rule, r in result["rules"].items():
         print(f"  rule {rule:<13}{r['jobs']:5d} jobs {r['wall_s']:9.2f} s wall "
               f"{r['cpu_s']:9.2f} s cpu")
+    a = result["add_a_model"]
+    print(f"  add a model       {a['wall_s']:8.2f} s wall, {a['cpu_s']:.2f} s CPU: "
+          f"{a['computed']} cells computed, {a['reused']} reused")
     return 0
+
+
+def _add_a_model(wf: Path, args: argparse.Namespace, extra: list[str], env: dict[str, str]
+                 ) -> dict[str, float | int]:
+    """Rerun with one more model in the config; what it cost and what run.json counted."""
+    import yaml
+
+    source = wf / ("bench-config.yaml" if args.configfile else "config/config.yaml")
+    cfg = yaml.safe_load(source.read_text()) or {}
+    cfg["models"] = [*(cfg.get("models") or []),
+                     {"name": "added-mlp", "kind": "mlp", "dims": [3, 4, 1], "examples": 4}]
+    (wf / "bench-added.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    wall, cpu, _ = _snakemake(wf, args.cores, [*extra, "--configfile", "bench-added.yaml"],
+                              env)
+    cells = json.loads((wf / "results" / "tables" / "run.json").read_text())["cells"]
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "computed": cells["computed"],
+            "reused": cells["reused"], "planned": cells["planned"]}
 
 
 if __name__ == "__main__":

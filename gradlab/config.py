@@ -13,16 +13,31 @@ config names one.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import math
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .config_sections import (
+    MODEL_KINDS,
+    MUTATION_DEFAULTS,
+    _limits,
+    _model,
+    _mutations,
+)
+from .config_values import (
+    _NUMBER,
+    ConfigError,
+    _as_list,
+    _choices,
+    _fail,
+    _number,
+    _seeds,
+    _show,
+    _unknown_keys,
+)
 
 __all__ = [
     "ConfigError",
@@ -41,11 +56,8 @@ __all__ = [
 
 METHODS = ("forward", "central", "five-point", "complex-step")
 DTYPES = ("float32", "float64")
-MODEL_KINDS = ("seed-net", "mlp", "linear1d", "file")
-TOP_KEYS = ("models", "variants", "seeds", "methods", "epsilons", "dtypes", "verdict", "limits",
-            "report")
-LIMIT_KEYS = ("seconds_per_check", "memory_mb")
-MODEL_KEYS = ("name", "kind", "dims", "examples", "lambda", "keep_prob", "path")
+TOP_KEYS = ("models", "variants", "mutations", "seeds", "methods", "epsilons", "dtypes",
+            "verdict", "limits", "report")
 DEFAULT_EPSILONS = [float(f"1e-{k:02d}") for k in range(1, 13)]
 DEFAULT_TITLE = "gradlab: where backprop fails"
 DEFAULT_MODELS: list[dict[str, Any]] = [
@@ -58,6 +70,7 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
 DEFAULTS: dict[str, Any] = {
     "models": DEFAULT_MODELS,
     "variants": "all",
+    "mutations": MUTATION_DEFAULTS,
     "seeds": list(range(10)),
     "methods": list(METHODS),
     "epsilons": DEFAULT_EPSILONS,
@@ -66,96 +79,6 @@ DEFAULTS: dict[str, Any] = {
     "limits": {"seconds_per_check": 600.0, "memory_mb": None},
     "report": {"title": DEFAULT_TITLE},
 }
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,80}$")
-
-
-class ConfigError(UsageError):
-    """A bad sweep configuration; the message names the key, the bad value and what is allowed."""
-
-
-def _fail(key: str, text: str) -> ConfigError:
-    return ConfigError(f"config key '{key}': {text}")
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _suggest(word: Any, choices: tuple[str, ...] | list[str]) -> str:
-    if isinstance(word, str):
-        close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-        if close:
-            return f"did you mean '{close[0]}'? "
-    return ""
-
-
-def _unknown_keys(raw: Mapping, allowed: tuple[str, ...], where: str) -> None:
-    for key in raw:
-        if key not in allowed:
-            name = f"{where}.{key}" if where else str(key)
-            raise _fail(name, f"unknown key {_show(key)}; {_suggest(key, allowed)}"
-                        f"allowed keys{' of ' + where if where else ''}: {', '.join(allowed)}")
-
-
-def _as_list(value: Any, key: str, what: str) -> list:
-    """A list, also from the text ``[0, 1]`` that ``snakemake --config key=[0,1]`` passes."""
-    if isinstance(value, str) and value.strip().startswith("["):
-        import yaml
-
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise _fail(key, f"{_show(value)} is not a list; write it as [{what}]") from None
-    if isinstance(value, tuple):
-        value = list(value)
-    if not isinstance(value, list):
-        raise _fail(key, f"{_show(value)} is not a list; write it as [{what}]")
-    if not value:
-        raise _fail(key, f"the list is empty; give at least one value, e.g. [{what}]")
-    return value
-
-
-def _number(value: Any, key: str, how: str) -> float:
-    """A finite float; accepts the text YAML 1.1 makes of ``1e-3``."""
-    if isinstance(value, bool):
-        raise _fail(key, f"{_show(value)} is a boolean, not a number; {how}")
-    if isinstance(value, str) and _NUMBER.match(value.strip()):
-        value = float(value)  # PyYAML reads 1e-3 as text: take the number it means
-    if not isinstance(value, int | float):
-        raise _fail(key, f"{_show(value)} is not a number; {how}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise _fail(key, f"{_show(value)} is not finite; {how}")
-    return value
-
-
-def _integer(value: Any, key: str, how: str) -> int:
-    if isinstance(value, bool) or not (
-        isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    ):
-        raise _fail(key, f"{_show(value)} is not an integer; {how}")
-    return int(value)
-
-
-def _choices(value: Any, key: str, allowed: tuple[str, ...] | list[str], what: str) -> list[str]:
-    items = _as_list(value, key, ", ".join(allowed[:2]))
-    out: list[str] = []
-    for i, item in enumerate(items):
-        if item not in allowed:
-            raise _fail(f"{key}[{i}]", f"unknown {what} {_show(item)}; {_suggest(item, allowed)}"
-                        f"allowed: {', '.join(allowed)}")
-        if item in out:
-            raise _fail(f"{key}[{i}]", f"{_show(item)} is listed twice; list each {what} once")
-        out.append(item)
-    return out
-
-
 def eps_label(eps: float | str) -> str:
     """The text of a step in file names and tables: ``1e-07``; ``auto`` for the automatic step.
 
@@ -197,145 +120,6 @@ def _epsilons(value: Any) -> list[float | str]:
     return [*numbers, *(["auto"] if "auto" in out else [])]
 
 
-def _seeds(value: Any) -> list[int]:
-    items = _as_list(value, "seeds", "0, 1, 2")
-    out: list[int] = []
-    for i, item in enumerate(items):
-        key = f"seeds[{i}]"
-        seed = _integer(item, key, "seeds are whole numbers >= 0, e.g. [0, 1, 2]")
-        if seed < 0 or seed >= 2**63:
-            raise _fail(key, f"{seed} is not allowed; seeds are whole numbers >= 0, e.g. [0, 1]")
-        if seed in out:
-            raise _fail(key, f"seed {seed} is listed twice; list each seed once")
-        out.append(seed)
-    return sorted(out)
-
-
-def _dims(value: Any, key: str) -> list[int]:
-    how = "give at least two positive layer sizes ending in 1, e.g. [4, 5, 3, 1]"
-    if isinstance(value, str) and not value.strip().startswith("["):
-        value = [v.strip() for v in value.split(",")]
-    items = _as_list(value, key, "4, 5, 3, 1")
-    dims = []
-    for item in items:
-        if isinstance(item, str) and item.isdigit():
-            item = int(item)
-        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
-            raise _fail(key, f"{_show(value)} is impossible: {how}")
-        dims.append(item)
-    if len(dims) < 2 or dims[-1] != 1:
-        raise _fail(key, f"{_show(value)} is impossible: {how}")
-    if sum(a * b + a for a, b in zip(dims[1:], dims[:-1], strict=False)) > 100_000:
-        raise _fail(key, f"{_show(value)} has more than 100000 parameters; a gradient check "
-                    "needs two cost evaluations per parameter: use smaller layers")
-    return dims
-
-
-def _model(raw: Any, i: int, base: Path | None, load: Mapping[str, Any] | None
-           ) -> dict[str, Any]:
-    where = f"models[{i}]"
-    if not isinstance(raw, Mapping):
-        raise _fail(where, f"{_show(raw)} is not a mapping; write e.g. "
-                    "{name: my-mlp, kind: mlp, dims: [4, 5, 3, 1]}")
-    _unknown_keys(raw, MODEL_KEYS, where)
-    kind = raw.get("kind")
-    if kind is None:
-        raise _fail(f"{where}.kind", f"missing; give one of: {', '.join(MODEL_KINDS)}")
-    if kind not in MODEL_KINDS:
-        raise _fail(f"{where}.kind", f"unknown model kind {_show(kind)}; "
-                    f"{_suggest(kind, MODEL_KINDS)}allowed: {', '.join(MODEL_KINDS)}")
-    allowed = {
-        "seed-net": ("name", "kind", "lambda", "keep_prob"),
-        "mlp": ("name", "kind", "dims", "examples", "lambda", "keep_prob"),
-        "linear1d": ("name", "kind"),
-        "file": ("name", "kind", "path"),
-    }[kind]
-    for key, value in raw.items():
-        if key not in allowed and value is not None:  # null = not given (normalised form)
-            raise _fail(f"{where}.{key}", f"does not apply to kind {_show(kind)}; "
-                        f"a {kind} model takes: {', '.join(allowed)}")
-    raw = {k: v for k, v in raw.items() if v is not None}
-    model: dict[str, Any] = {"kind": kind, "dims": None, "examples": None, "lambda": None,
-                             "keep_prob": None, "path": None}
-    if kind == "file":
-        path = raw.get("path")
-        if not isinstance(path, str) or not path.strip():
-            got = "missing" if path is None else f"{_show(path)} is not a path"
-            raise _fail(f"{where}.path", f"{got}; a file model needs the path of a .py "
-                        "file defining init(seed), cost(params, X, Y), gradients(params, X, Y)")
-        model["path"] = Path(path).as_posix()
-        if load is not None:
-            _check_model_file(model["path"], f"{where}.path", base, load)
-    if kind == "mlp":
-        model["dims"] = _dims(raw.get("dims", [4, 5, 3, 1]), f"{where}.dims")
-        examples = _integer(raw.get("examples", 3), f"{where}.examples",
-                            "examples is a whole number >= 1, e.g. 3")
-        if not 1 <= examples <= 100_000:
-            raise _fail(f"{where}.examples", f"{examples} is not allowed; examples is a whole "
-                        "number from 1 to 100000, e.g. 3")
-        model["examples"] = examples
-    if kind in ("mlp", "seed-net"):
-        lam = _number(raw.get("lambda", 0.0), f"{where}.lambda",
-                      "lambda is the L2 strength, a number >= 0 (0 = off), e.g. 0.7")
-        if lam < 0:
-            raise _fail(f"{where}.lambda", f"{_show(raw['lambda'])} is negative; lambda is the "
-                        "L2 strength, a number >= 0 (0 = off), e.g. 0.7")
-        keep = _number(raw.get("keep_prob", 1.0), f"{where}.keep_prob",
-                       "keep_prob is a number in (0, 1] (1 = no dropout), e.g. 0.8")
-        if not 0 < keep <= 1:
-            raise _fail(f"{where}.keep_prob", f"{_show(raw['keep_prob'])} is outside (0, 1]; "
-                        "keep_prob is a number with 0 < keep_prob <= 1 (1 = no dropout)")
-        model["lambda"], model["keep_prob"] = lam, keep
-    name = raw.get("name")
-    if name is None:
-        name = Path(model["path"]).stem if kind == "file" else kind
-    if not isinstance(name, str) or not _NAME.match(name) or not name.strip():
-        raise _fail(f"{where}.name", f"{_show(name)} is not allowed; a model name is text of "
-                    "1 to 80 characters without control characters, e.g. mlp-small")
-    model["name"] = name
-    return dict(sorted(model.items()))
-
-
-def _check_model_file(path: str, key: str, base: Path | None, limits: Mapping[str, Any]
-                      ) -> None:
-    full = Path(path) if base is None or Path(path).is_absolute() else base / path
-    if not full.is_file():
-        raise _fail(key, f"model file {_show(path)} does not exist (paths are relative to "
-                    "the directory the workflow runs in); give the path of a .py file")
-    from .errors import ModelError
-    from .runner import probe_import
-
-    try:  # in a worker process with the limits: the import may crash or hang
-        probe_import(full, limits["seconds_per_check"], limits["memory_mb"])
-    except ModelError as exc:
-        raise _fail(key, str(exc)) from None
-
-
-def _limits(raw: Any) -> dict[str, Any]:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        raise _fail("limits", f"{_show(raw)} is not a mapping; write e.g. "
-                    "{seconds_per_check: 600, memory_mb: 4000}")
-    _unknown_keys(raw, LIMIT_KEYS, "limits")
-    how = ("the wall time of one check of one model file, in seconds: a number > 0, "
-           "e.g. 600")
-    seconds = _number(raw.get("seconds_per_check", 600.0), "limits.seconds_per_check", how)
-    if seconds <= 0:
-        raise _fail("limits.seconds_per_check", f"{_show(raw['seconds_per_check'])} is not "
-                    f"allowed; give {how}")
-    memory = raw.get("memory_mb")
-    if memory is not None:
-        how = ("the memory a model file's worker may map, in MB: a whole number > 0, e.g. "
-               "4000, or null for no limit")
-        if isinstance(memory, str) and memory.strip().isdigit():
-            memory = int(memory)
-        memory = _integer(memory, "limits.memory_mb", how)
-        if memory <= 0:
-            raise _fail("limits.memory_mb", f"{memory} is not allowed; give {how}")
-    return {"memory_mb": memory, "seconds_per_check": seconds}
-
-
 def normalise(raw: Any, base: str | Path | None = None, load_models: bool = True
               ) -> dict[str, Any]:
     """Validate a sweep config and return it in canonical form.
@@ -348,7 +132,7 @@ def normalise(raw: Any, base: str | Path | None = None, load_models: bool = True
 
     Returns:
         A dict with every top-level key; lists sorted, models sorted by name, each model with
-        all of ``name, kind, dims, examples, lambda, keep_prob, path``.
+        all of ``name, kind, dims, examples, lambda, keep_prob, path, localise``.
 
     Raises:
         ConfigError: the first problem found, as one line naming key, bad value and what is
@@ -415,6 +199,7 @@ def normalise(raw: Any, base: str | Path | None = None, load_models: bool = True
         "limits": limits,
         "methods": methods,
         "models": sorted(models, key=lambda m: m["name"]),
+        "mutations": _mutations(cfg["mutations"]),
         "report": {"title": title},
         "seeds": _seeds(cfg["seeds"]),
         "variants": variants,

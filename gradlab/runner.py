@@ -84,6 +84,23 @@ class InProcess:
             result = check_problem(self.problem, estimates=self.estimates, **options)
         return result, time.process_time() - started
 
+    def check_mutated(self, variant: str, trusted: bool, **options: Any
+                      ) -> tuple[tuple[CheckResult, dict[str, float], dict[str, float]], float]:
+        """One check of a mutation of the model's reference gradient (:mod:`gradlab.mutations`).
+
+        Args:
+            variant: ``mut:reference`` or a mutation's variant name.
+            trusted: the model's own backprop is the reference (verified correct).
+            options: as :func:`gradlab.check.check_problem`'s keywords (``seed`` also draws
+                the mutated block).
+
+        Returns:
+            ``((result, truth, reference_error), cpu_seconds)``.
+        """
+        started = time.process_time()
+        out = _mutated(self.__dict__, self.problem, variant, trusted, options)
+        return out, time.process_time() - started
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -98,6 +115,29 @@ def _check_in_worker(state: dict, options: dict[str, Any]) -> CheckResult:
 
     with np.errstate(all="ignore"):
         return check_problem(state["problem"], estimates=state["estimates"], **options)
+
+
+def _mutated(state: dict, problem, variant: str, trusted: bool, options: dict[str, Any]):
+    """Check a mutated reference; the reference is computed once per runner (in ``state``)."""
+    from .check import check_problem
+    from .mutations import as_checked, mutate, mutated_problem, parse_variant, reference_gradient
+
+    if "reference" not in state:
+        state["reference"] = reference_gradient(problem, trusted)
+    grads, errors = state["reference"]
+    mutation = parse_variant(variant)
+    truth: dict[str, float] = {}
+    if mutation is not None:
+        mutated, truth = mutate(mutation, grads, int(options.get("seed", 0)))
+        truth, grads = as_checked(problem, grads, mutated, truth), mutated
+    with np.errstate(all="ignore"):
+        result = check_problem(mutated_problem(problem, grads), estimates=state["estimates"],
+                               **options)
+    return result, truth, errors
+
+
+def _mutated_in_worker(state: dict, variant: str, trusted: bool, options: dict[str, Any]):
+    return _mutated(state, state["problem"], variant, trusted, options)
 
 
 class Isolated:
@@ -144,6 +184,10 @@ class Isolated:
             WorkerDied: the worker crashed, exited, hung or ran out of memory now or before.
         """
         return self.worker.call(_check_in_worker, options)
+
+    def check_mutated(self, variant: str, trusted: bool, **options: Any):
+        """As :meth:`InProcess.check_mutated`, in the worker."""
+        return self.worker.call(_mutated_in_worker, variant, trusted, options)
 
     def close(self) -> None:
         """Stop the worker."""

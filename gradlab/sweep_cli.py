@@ -85,7 +85,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr)
 
-    payload = run_group(cfg, dtype, seed, eps, log=log)
+    payload = run_group(cfg, dtype, seed, eps, log=log, cache_dir=args.cache,
+                        code_hash=args.code_hash)
     n = len(payload["timing"]["seconds"])
     c = payload["cells"]
     cells = zip(c["model"], c["variant"], c["method"], c["status"], strict=True)
@@ -94,12 +95,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 "started": started, "finished": time.time()}
     write_group(args.out, payload)
     print(f"group dtype={dtype} seed={seed} eps={eps_label(eps)}: {n} cells "
-          f"({failed} failed) in {time.time() - started:.2f} s -> {args.out}")
+          f"({payload['computed']} computed, {payload['reused']} reused, {failed} failed) "
+          f"in {time.time() - started:.2f} s -> {args.out}")
     return 0
 
 
 def _cmd_aggregate(args: argparse.Namespace) -> int:
-    from .sweep import aggregate
+    from .tables import aggregate
 
     cfg = _config(args, load_models=False)
     run = aggregate(args.groups, cfg, args.out_dir, state=args.state)
@@ -190,6 +192,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--seed", required=True, help="the seed (a whole number >= 0)")
     run.add_argument("--eps", required=True, help="the step as in file names (1e-07) or auto")
     run.add_argument("--out", required=True, metavar="FILE", help="the group file to write")
+    run.add_argument("--cache", metavar="DIR", default=None,
+                     help="keep each model's cells in a cache file there and reuse them, so a "
+                          "rerun computes only cells it has not computed (default: no cache)")
     run.add_argument("--code-hash", default="",
                      help="hash of gradlab's source, recorded in the group file")
     run.set_defaults(handler=_cmd_run)

@@ -9,6 +9,7 @@ allowed; a few go through the CLI and through Snakemake itself (see test_workflo
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,15 @@ def mlp(**kw):
 
 # (config, fragments the one-line message must contain: key, bad value, what is allowed)
 BAD = [
+    ({"mutations": {"kinds": ["scal"]}}, ["mutations.kinds[0]", "'scal'", "did you mean "
+                                           "'scale'", "allowed: scale"]),
+    ({"mutations": {"sizes": [0.5, 2.0]}}, ["mutations.sizes[1]", "2.0", "0 < size < 1"]),
+    ({"mutations": {"sizes": [1e-3, "1e-3"]}}, ["mutations.sizes[1]", "listed twice"]),
+    ({"mutations": {"seeds": 0}}, ["mutations.seeds", "0 is not allowed", ">= 1"]),
+    ({"mutations": {"size": [1e-3]}}, ["mutations.size", "did you mean 'sizes'"]),
+    ({"mutations": [1e-3]}, ["'mutations'", "not a mapping", "kinds"]),
+    ({"models": [{"kind": "mlp", "localise": "some"}]}, ["models[0].localise", "'some'",
+                                                          "auto, failing, all, none"]),
     ({"sedes": [0]}, ["'sedes'", "did you mean 'seeds'", "allowed keys: models"]),
     ({"epsilons": ["abc"]}, ["epsilons[0]", "'abc'", "1.0e-7"]),
     ({"epsilons": [-1e-3]}, ["epsilons[0]", "-0.001", "must be > 0"]),
@@ -162,10 +172,18 @@ def test_defaults_are_the_documented_grid(monkeypatch):
                for m in cfg["models"])
 
 
+def _shipped_config() -> str:
+    """config/config.yaml as committed (the user's edits to the working copy do not count)."""
+    out = subprocess.run(["git", "show", "HEAD:config/config.yaml"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=60)
+    if out.returncode != 0:
+        pytest.skip("not a git checkout: the shipped config cannot be told from an edited one")
+    return out.stdout
+
+
 def test_shipped_config_equals_the_defaults(monkeypatch):
     monkeypatch.chdir(ROOT)
-    shipped = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    assert normalise(shipped) == normalise({})
+    assert normalise(yaml.safe_load(_shipped_config())) == normalise({})
 
 
 def test_yaml_text_numbers_mean_the_numbers(monkeypatch):
@@ -253,9 +271,16 @@ def test_cli_rejects_with_one_line_and_exit_2(text, fragments, tmp_path):
     assert out.stdout == ""
 
 
-def test_cli_shows_the_normalised_config():
+def test_cli_shows_the_normalised_config(tmp_path):
+    config = tmp_path / "config.yaml"  # its own config: not the one a user may have edited
+    config.write_text("models: [{kind: seed-net}, {kind: linear1d}]\nvariants: [correct, "
+                      "sign-flip]\nseeds: [0, 1, 2]\nepsilons: [1.0e-3, 1.0e-6]\n"
+                      "methods: [central]\nmutations: {kinds: [sign], seeds: 1}\n")
     out = subprocess.run([sys.executable, "-m", "gradlab.cli", "sweep-config", "--config",
-                          "config/config.yaml"], capture_output=True, text=True, cwd=ROOT,
-                         timeout=120)
+                          str(config)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert '"groups": 120' in out.stdout
+    shown = json.loads(out.stdout)
+    assert shown["groups"] == 3 * 2
+    # seed 0: seed-net 2 variants + linear1d 1, each + reference + sign; seeds 1, 2: 2 + 1
+    assert shown["cells"] == 2 * ((2 + 2) + (1 + 2)) + 2 * 2 * (2 + 1)
+    assert shown["config"]["mutations"] == {"kinds": ["sign"], "seeds": 1, "sizes": []}

@@ -41,7 +41,9 @@ def gradlab(*args: str, cwd: Path = ROOT, env: dict | None = None
 
 def grid_json(cfg: dict) -> str:
     """What the workflow passes to ``sweep-run`` (the file models are not re-imported)."""
-    return dumps({k: cfg[k] for k in ("methods", "models", "variants", "verdict")})
+    from gradlab.sweep import check_params
+
+    return check_params(cfg)
 
 
 def one_error_line(res: subprocess.CompletedProcess) -> str:
@@ -147,7 +149,9 @@ def byo(tmp_path_factory):
     # Snakefile's own validation would already reject the files that do not import)
     cfg = normalise({"models": models, "variants": ["correct", "seed-bugs"],
                      "methods": ["central", "complex-step"], "seeds": [0],
-                     "epsilons": [1e-7], "dtypes": ["float32", "float64"]}, load_models=False)
+                     "epsilons": [1e-7], "dtypes": ["float32", "float64"],
+                     "mutations": "none"},  # mutation cells of broken files: test_mutations
+                    load_models=False)
     procs = {d: subprocess.Popen(
         [sys.executable, "-m", "gradlab.cli", "sweep-run", "--config-json", grid_json(cfg),
          "--dtype", d, "--seed", "0", "--eps", "1e-07", "--out", str(tmp / f"{d}.json")],
@@ -171,8 +175,8 @@ def test_sweep_run_survives_every_broken_model(byo):
         assert res.returncode == 0, (dtype, res.stderr)
         assert "Traceback" not in res.stderr
     # 2 methods per broken file, in the float64 group only (files are checked in float64)
-    assert "(28 failed)" in byo["runs"]["float64"].stdout
-    assert "(0 failed)" in byo["runs"]["float32"].stdout
+    assert "(48 computed, 0 reused, 28 failed)" in byo["runs"]["float64"].stdout
+    assert "reused, 0 failed)" in byo["runs"]["float32"].stdout
     logged = [ln for ln in byo["runs"]["float64"].stderr.splitlines() if ln.startswith("failed:")]
     assert len(logged) == 2 * len(FAILED)
 
@@ -320,7 +324,7 @@ def immutable_file(path: Path, undo: list) -> None:
 
 
 SMALL = {"models": [{"kind": "seed-net"}], "variants": ["correct"], "methods": ["central"],
-         "seeds": [0], "epsilons": [1e-7]}
+         "seeds": [0], "epsilons": [1e-7], "mutations": "none"}
 
 
 @pytest.fixture(scope="module")

@@ -236,7 +236,7 @@ GOOD = [{"kind": "seed-net"}, {"name": "my_model", "kind": "file",
                                "path": "examples/my_model.py"},
         {"name": "chatty", "kind": "file", "path": "chatty.py"}]
 SWEEP = {"variants": ["correct", "seed-bugs"], "seeds": [0], "methods": ["central", "forward"],
-         "epsilons": [1.0e-7], "dtypes": ["float64"],
+         "epsilons": [1.0e-7], "dtypes": ["float64"], "mutations": "none",
          "limits": {"seconds_per_check": TIMEOUT, "memory_mb": MEMORY_MB},
          "report": {"title": "misbehaving models"}}
 KEYS = ["model", "variant", "method", "block"]

@@ -200,7 +200,9 @@ def injected(tables, tmp_path_factory) -> Path:
         if "model" in df.columns:
             df["model"] = df["model"].replace({"mlp-tiny": INJECT_MODEL})
         if "diagnosis" in df.columns:
-            flagged = df["flagged"].to_numpy()
+            # every row of a table without flags (models.parquet: "Your models")
+            flagged = (df["flagged"].to_numpy() if "flagged" in df.columns
+                       else np.ones(len(df), dtype=bool))
             df.loc[flagged, "diagnosis"] = [PAYLOADS[i % len(PAYLOADS)]
                                             for i in range(int(flagged.sum()))]
         if "error" in df.columns:

@@ -21,6 +21,7 @@ from gradlab.sweep import (
     aggregate,
     atomic_write,
     cells_of_group,
+    check_params,
     count_cells,
     group_keys,
     group_path,
@@ -66,6 +67,7 @@ def tiny(tmp_path: Path, **extra) -> dict:
         "seeds": [0, 1],
         "methods": ["central", "forward"],
         "epsilons": [1e-7, 1e-3],
+        "mutations": "none",  # the mutations have their own tests (tests/test_mutations.py)
     } | extra
     return normalise(raw)
 
@@ -98,7 +100,9 @@ def test_default_grid_size():
     os.chdir(ROOT)
     cfg = normalise({})
     assert len(group_keys(cfg)) == 120
-    assert count_cells(cfg) == 120 * len(cells_of_group(cfg, "float64"))
+    # 12 steps x 4 methods x (10 seeds x (18 + 18 catalogue variants + linear1d + my_model)
+    # + 3 mutated seeds x 4 models x (reference + scale, element at 4 sizes + sign))
+    assert count_cells(cfg) == 12 * 4 * (10 * (18 + 18 + 1 + 1) + 3 * 4 * (1 + 2 * 4 + 1))
 
 
 def test_run_group_records_failures_and_keeps_going(tmp_path):
@@ -259,13 +263,13 @@ def cli(*args, cwd=ROOT):
 
 def test_cli_run_and_aggregate(tmp_path):
     cfg = tiny(tmp_path, seeds=[0], epsilons=[1e-7])
-    grid = json.dumps({k: cfg[k] for k in ("methods", "models", "variants", "verdict")})
+    grid = check_params(cfg)
     out = tmp_path / "g.json"
     res = cli("sweep-run", "--config-json", grid, "--dtype", "float64", "--seed", "0",
               "--eps", "1e-07", "--out", str(out))
     assert res.returncode == 0, res.stderr
     assert "failed: raises correct seed 0 central eps 1e-07" in res.stderr
-    assert "(4 failed)" in res.stdout
+    assert "(14 computed, 0 reused, 4 failed)" in res.stdout
     assert read_group(out)["eps"] == "1e-07"
     res = cli("sweep-aggregate", "--config-json", json.dumps(cfg), "--out-dir",
               str(tmp_path / "t"), str(out))

@@ -33,6 +33,7 @@ TINY = {
         {"name": "raises", "kind": "file", "path": "raises.py"},
     ],
     "variants": ["correct", "seed-bugs"],
+    "mutations": "none",  # the mutations' reruns are tested in tests/test_your_models.py
     "seeds": [0, 1],
     "methods": ["central", "forward"],
     "epsilons": ["1e-7", 1.0e-3],  # the first one is YAML-1.1 text: taken as 1e-7
@@ -265,8 +266,9 @@ def test_tables_identical_with_one_core_and_after_sigkill(done, tmp_path):
 @pytest.mark.slow
 def test_snakemake_report_collects_the_figures(done):
     wf, env, _ = done
-    snake(wf, env, "--report", "snakereport.html")
+    out = snake(wf, env, "--report", "snakereport.html")
     assert (wf / "snakereport.html").stat().st_size > 0
+    assert "Could not detect mimetype" not in out.stdout + out.stderr  # Parquet registered
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ escaped.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 import os
 import tempfile
@@ -27,6 +28,7 @@ from ..spec import ModelSpec, build_problem, truth_of
 from . import figures as F
 from . import sections as S
 from . import where as W
+from . import yours as Y
 from .data import (
     CELL_KEYS,
     Tables,
@@ -256,15 +258,24 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
     """
     tables_dir, out_html = Path(tables_dir), Path(out_html)
     t = load_tables(tables_dir)
+    all_cells = t.cells
+    if all_cells is not None and len(all_cells):  # the catalogue's sections: no mutations
+        t.cells = all_cells[~all_cells["variant"].str.startswith("mut:")]
     cells = t.cells
+    yours = _your_models(t)
+    files = _file_models(all_cells, t)
     cf = cell_frame(cells) if cells is not None and len(cells) else None
     best = S.best_eps_map(t)
     bottoms = S.v_bottoms(cf)
     seed = seed_section()
     figs: dict[str, F.Figure] = {"seed-threshold-trap.png": F.trap_figure(seed)}
     counts = S.status_counts(cf)
-    matrices = S.verdict_matrices(t, best, counts)
-    grids = S.settings_grids(t, counts)
+    # the catalogue's matrices: a model file has no bug variants and no known truth of its own
+    # (its verdict is in "Your models"), so it has no row there
+    catalogue = dataclasses.replace(t, detection=None if t.detection is None else
+                                    t.detection[~t.detection["model"].isin(files)])
+    matrices = S.verdict_matrices(catalogue, best, counts)
+    grids = S.settings_grids(catalogue, counts)
     if figures_dir is not None:  # shown as an HTML table on the page; PNG for Snakemake only
         figs["verdict-matrix.png"] = F.verdict_matrix_figure([
             {"title": f"{m['model']} ({m['dtype']})",
@@ -298,11 +309,12 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
         summary_download = {"uri": uri, "name": "gradlab-detection.csv",
                             "size": f"{size / 1024:.0f} KiB"}
     context = {
-        "title": title, "css": _css(), "version": __version__,
+        "title": title, "css": _css(), "version": __version__, "yours": yours,
         "tables_dir": str(tables_dir), "notes": t.notes,
         "derived": sorted(t.derived), "run": S.run_summary(t, cf),
         "run_items": flatten_run(t.run) if t.run else [],
-        "failures": S.failures(cf), "glance": S.at_a_glance(best, grids, bottoms, cf),
+        "failures": S.failures(cf), "glance": S.at_a_glance(
+            best, grids, bottoms, cf, files, t.trust),
         "seed": seed, "matrices": matrices, "grids": grids,
         "panels": panels, "diagnoses": W.sweep_diagnoses(cells, panels) if cells is not None
         else [], "localisation": W.localisation_rows(t, best), "case": case,
@@ -315,7 +327,32 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
     if figures_dir is not None:
         for name in FIGURE_NAMES:
             _atomic_write(Path(figures_dir) / name, figs[name].png)
+        for y in yours["curves"]:
+            if y["fig"] is not None:
+                _atomic_write(Path(figures_dir) / y["fig"]["name"], y["png"])
     return out_html
+
+
+def _file_models(cells: pd.DataFrame | None, t: Tables) -> set[str]:
+    """The models that are a user's files (from the cells, else from models.parquet)."""
+    if cells is not None and "model_kind" in cells.columns:
+        return set(cells.loc[cells["model_kind"] == "file", "model"].astype(str))
+    return set(t.models["model"]) if t.models is not None else set()
+
+
+def _your_models(t: Tables) -> dict[str, Any]:
+    """The first section: model files' verdicts, then every model's curves and settings."""
+    figs = Y.curve_figures(t.detection_limits, t.trust)
+    pairs = sorted(figs) if t.detection_limits is None else sorted(
+        set(zip(t.detection_limits["model"], t.detection_limits["dtype"], strict=True)))
+    files = set(t.models["model"]) if t.models is not None else set()
+    curves = [{"model": m, "dtype": d, "file": m in files,
+               "fig": _img(figs[(m, d)]) if (m, d) in figs else None,
+               "png": figs[(m, d)].png if (m, d) in figs else b"",
+               "settings": Y.settings_rows(t.trust, m, d),
+               "table": Y.curve_table(t.detection_limits, m, d)}
+              for m, d in sorted(pairs, key=lambda p: (p[0] not in files, p))]
+    return {"cards": Y.your_models(t.models), "curves": curves}
 
 
 def _pct(text: str) -> float:

@@ -33,6 +33,7 @@ __all__ = [
 
 CELL_KEYS = ["model", "dtype", "variant", "seed", "method", "eps"]
 TABLE_NAMES = ("cells", "detection", "localisation", "best_eps", "timing")
+OPTIONAL_TABLES = ("detection_limits", "trust", "models")  # the mutations' (gradlab.trust)
 METHOD_ORDER = ("forward", "central", "five-point", "complex-step")
 
 
@@ -45,6 +46,9 @@ class Tables:
     localisation: pd.DataFrame | None = None
     best_eps: pd.DataFrame | None = None
     timing: pd.DataFrame | None = None
+    detection_limits: pd.DataFrame | None = None
+    trust: pd.DataFrame | None = None
+    models: pd.DataFrame | None = None
     run: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     derived: set[str] = field(default_factory=set)
@@ -99,6 +103,10 @@ def load_tables(tables_dir: Path) -> Tables:
     for name in TABLE_NAMES:
         df = _read_parquet(tables_dir / f"{name}.parquet", t.notes)
         setattr(t, name, _with_labels(df, add_label=name not in ("cells", "timing")))
+    for name in OPTIONAL_TABLES:  # absent when the sweep ran without mutations: no note
+        if (tables_dir / f"{name}.parquet").is_file():
+            setattr(t, name, _with_labels(_read_parquet(tables_dir / f"{name}.parquet",
+                                                        t.notes)))
     run = tables_dir / "run.json"
     if run.is_file():
         try:
@@ -161,7 +169,7 @@ def cell_frame(cells: pd.DataFrame) -> pd.DataFrame:
 
 def derive_summaries(cells: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The sweep's own summaries (detection, localisation, best eps) from the cells table."""
-    from ..sweep import summarise
+    from ..tables import summarise
 
     return summarise(cells)
 

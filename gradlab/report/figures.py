@@ -175,12 +175,15 @@ def eps_curves_figure(cf: pd.DataFrame, cells: pd.DataFrame, best: dict, bottoms
                     y = curves.get((model, dtype, method, variant))
                     if y is None:
                         continue
-                    lw, z = (2.4, 5) if variant == "correct" else (1.1, 3)
-                    (line,) = ax.plot(y.index, y["median"], "-", marker=".", lw=lw,
-                                      color=colors[variant], zorder=z)
+                    # many variants: thin, slightly transparent lines and faint bands, so the
+                    # correct code's thick line and the threshold stay readable
+                    lw, z, a = (2.4, 5, 1.0) if variant == "correct" else (0.9, 3, 0.75)
+                    (line,) = ax.plot(y.index, y["median"], "-", marker=".", ms=3, lw=lw,
+                                      color=colors[variant], zorder=z, alpha=a)
                     if (y["max"] > y["min"]).any():
                         ax.fill_between(y.index, y["min"], y["max"], color=colors[variant],
-                                        alpha=0.15, lw=0, zorder=z - 1)
+                                        alpha=0.05 if variant != "correct" else 0.12, lw=0,
+                                        zorder=z - 1)
                     handles.setdefault(variant, line)
                     bottom = bottoms.get((model, dtype, method))
                     if variant == "correct" and bottom in y.index and len(y) >= 3:

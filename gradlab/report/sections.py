@@ -321,7 +321,7 @@ def _num(label: str) -> float:
 
 
 TRUST_CLASS = {"trust": "ok", "no false alarm": "ok", "weak": "warn", "inconclusive": "warn",
-               "do not trust": "bad", "failed": "bad"}
+               "do not trust": "bad", "failed": "bad", "not trustworthy": "warn"}
 
 
 def _trust(dr: Any, fa: Any, n_done: int, n_inconclusive: int) -> str:
@@ -336,15 +336,23 @@ def _trust(dr: Any, fa: Any, n_done: int, n_inconclusive: int) -> str:
     return "trust" if dr >= 0.9 else "weak"
 
 
-def at_a_glance(best: dict, grids: list[dict], bottoms: dict, cf: pd.DataFrame | None
+def at_a_glance(best: dict, grids: list[dict], bottoms: dict, cf: pd.DataFrame | None,
+                files: frozenset | set = frozenset(), trust: pd.DataFrame | None = None
                 ) -> list[dict[str, Any]]:
     """Per (model, dtype): each method's best eps with its rates, a trust word, the V bottom.
 
     Trust words: ``trust`` (no false alarm, detection >= 90%), ``weak`` (no false alarm, lower
     detection), ``no false alarm`` (a model with no bug variant), ``do not trust`` (false
     alarms), ``inconclusive`` (NaN or inf, or a step that cannot see a bug), ``failed`` (no
-    cell finished).
+    cell finished). A model *file* has no known truth of its own: its rates are on the injected
+    bugs (mutations), its alarms are "alarms on the reference", and its trust word is whether
+    the setting is trustworthy for it (:mod:`gradlab.trust`); never "do not trust". A "best
+    eps" with nothing to detect there (no detection rate) is shown as a dash.
     """
+    trusted = set()
+    if trust is not None and len(trust):
+        t = trust[trust["trustworthy"].astype(bool)]
+        trusted = set(zip(t["model"], t["dtype"], t["method"], t["eps_label"], strict=True))
     out = []
     for (model, dtype) in sorted({(k[0], k[1]) for k in best}):
         items = []
@@ -358,8 +366,13 @@ def at_a_glance(best: dict, grids: list[dict], bottoms: dict, cf: pd.DataFrame |
                 n_done = int((c.status != "failed").sum())
                 n_inc = int(((c.status != "failed") & (c.cell_verdict == "inconclusive")).sum())
             trust = _trust(b["detection_rate"], b["false_alarm_rate"], n_done, n_inc)
+            if model in files and trust != "failed":
+                trust = ("trust" if (model, dtype, method, b["label"]) in trusted
+                         else "not trustworthy")
             bottom = bottoms.get((model, dtype, method))
-            items.append({"method": method, "eps": b["label"] if n_done else "n/a",
+            nothing = b["detection_rate"] is None or pd.isna(b["detection_rate"])
+            items.append({"method": method,
+                          "eps": "n/a" if not n_done else "—" if nothing else b["label"],
                           "det": fmt_rate(b["detection_rate"]),
                           "fa": fmt_rate(b["false_alarm_rate"]) if n_done else "n/a",
                           "trust": trust, "trust_class": TRUST_CLASS[trust],
@@ -368,5 +381,8 @@ def at_a_glance(best: dict, grids: list[dict], bottoms: dict, cf: pd.DataFrame |
         for g in grids:
             if (g["model"], g["dtype"]) == (model, dtype):
                 alarms = sum(1 for r in g["rows"] for c in r["cells"] if c and c["alarm"])
-        out.append({"model": model, "dtype": dtype, "methods": items, "alarm_settings": alarms})
+        if model in files:
+            alarms = 0
+        out.append({"model": model, "dtype": dtype, "methods": items, "alarm_settings": alarms,
+                    "file": model in files})
     return out

@@ -11,7 +11,8 @@ rule check_group:
     params:
         grid=CHECK_PARAMS,
         code=CORE_HASH,
+        cache=CACHE_DIR,
     shell:
         GRADLAB + " sweep-run --config-json {params.grid:q} --dtype {wildcards.dtype}"
         " --seed {wildcards.seed} --eps {wildcards.eps} --code-hash {params.code}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --cache {params.cache:q} --out {output:q} > {log:q} 2>&1"

@@ -6,14 +6,12 @@ import shutil
 import sys
 
 from gradlab.config import dumps, source_hash
-from gradlab.sweep import GROUP_PATTERN, check_params, group_keys, group_path
+from gradlab.sweep import CACHE_DIR, GROUP_PATTERN, check_params, group_keys, group_path
+from gradlab.tables import TABLES
 
-TABLES = "results/tables"
-TABLE_FILES = {
-    name: f"{TABLES}/{name}.parquet"
-    for name in ("cells", "timing", "detection", "localisation", "best_eps")
-}
-RUN_JSON = f"{TABLES}/run.json"
+TABLES_DIR = "results/tables"
+TABLE_FILES = {name: f"{TABLES_DIR}/{name}.parquet" for name in TABLES}
+RUN_JSON = f"{TABLES_DIR}/run.json"
 REPORT_HTML = "reports/gradlab-report.html"
 FIGURES = "results/figures"
 STATE = "results/.sweep-state.json"
