@@ -24,14 +24,23 @@ import numpy as np
 
 from .errors import UsageError
 from .fast.blas import fast_problems_single_thread
-from .finite_diff import METHODS, Method, combine, complex_safety, get_method, stencil
+from .finite_diff import (
+    METHODS,
+    Method,
+    combine,
+    complex_safety,
+    estimate,
+    get_method,
+    machine_eps,
+    stencil,
+)
 from .judge import BlockInput, factor_hints, judge_block
 from .localise import judge_screened
 from .prepare import Estimate, Run, prepare
 from .probes import block_noise, choose_steps, probe_coordinates
 from .problem import CostFn, GradFn, Problem
 from .result import BlockResult, CheckResult, relative_difference
-from .verdict import TOLERANCES
+from .verdict import TOLERANCES, noise_bound
 
 __all__ = ["check", "check_problem", "assert_gradients"]
 
@@ -59,10 +68,37 @@ def _estimate(run: Run, meth: Method, eps: float | str, seed: int, localise: str
     sizes = np.array([b.stop - b.start for b in blocks])
     screened = (sizes > TOLERANCES["screen_min_block"]) if localise in ("failing", "none") \
         else np.zeros(len(blocks), bool)
-    est = Estimate(meth, steps, noise, np.full(theta.size, np.nan), notes, screened)
+    est = Estimate(meth, steps, noise, np.full(theta.size, np.nan), notes, screened,
+                   _truncation(run, meth, steps, noise, coords))
     for h in np.unique(steps[~screened]):
         _fill(run, est, [b for b, s in enumerate(steps) if s == h and not screened[b]])
     return est
+
+
+def _truncation(run: Run, meth: Method, steps: np.ndarray, noise: np.ndarray,
+                coords: list[np.ndarray]) -> np.ndarray:
+    """Per block, the relative truncation error of the estimate at its step, measured on the
+    probe coordinates against the step divided by rho (only what rises above the noise).
+
+    A bug of about this size can cancel against the truncation error of a coordinate that is
+    then never suspect, so the detection limit counts it.
+    """
+    out = np.zeros(len(steps))
+    if meth.is_complex:
+        return out
+    rho, j0 = TOLERANCES["rho"], float(np.real(run.j0))
+    u = machine_eps(run.theta.dtype)
+    for b, (idx, h) in enumerate(zip(coords, steps, strict=True)):
+        if idx.size == 0:
+            continue
+        a_h = estimate(meth, float(h), run.rechecker, run.theta, idx, j0)
+        a_lo = estimate(meth, float(h) / rho, run.rechecker, run.theta, idx, j0)
+        noisy = TOLERANCES["safety"] * noise_bound(a_lo, a_lo, run.theta[idx], float(h) / rho,
+                                                   float(noise[b]), meth.roundoff, u)
+        change = np.where(np.abs(a_h - a_lo) > noisy, np.abs(a_h - a_lo), 0.0)
+        scale = max(float(np.linalg.norm(a_h)), 1e-300)
+        out[b] = float(np.linalg.norm(change)) / scale * rho**meth.order / (rho**meth.order - 1)
+    return out
 
 
 def _fill(run: Run, est: Estimate, which: list[int]) -> None:
@@ -131,7 +167,7 @@ def check_problem(
     blocks = []
     for b, (name, shape) in enumerate(zip(run.layout.names, run.layout.shapes, strict=True)):
         blk = BlockInput(name, tuple(shape), run.layout.slices()[name], run.grads[name],
-                         float(est.steps[b]), float(est.noise[b]))
+                         float(est.steps[b]), float(est.noise[b]), b)
         result = None
         if est.screened[b]:
             result = judge_screened(run, est.method, blk, hints, seed, localise == "failing")

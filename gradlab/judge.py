@@ -28,6 +28,7 @@ class BlockInput:
     g_raw: np.ndarray
     step: float
     noise: float
+    index: int = 0  # the block's position in the layout
 
 
 def _compare(run: Run, est: Estimate, blk: BlockInput) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -104,6 +105,8 @@ def judge_block(run: Run, est: Estimate, blk: BlockInput, threshold: float | Non
                            "(a saturated sigmoid or log(0)?)")
     classes = _classes(run, est, blk, g, a, bound)
     limit = detection_limit(classes.resolution, g, a, _typical(est.approx, a.size))
+    # an error of the truncation's size can cancel against it where nothing is suspect
+    limit = max(limit, TOLERANCES["limit_margin"] * float(est.truncation[blk.index]))
     common["detection_limit"] = limit
     counts = dict(bug_elements=int(classes.bug.sum()), kink_elements=int(classes.kink.sum()),
                   truncation_elements=int(classes.truncation.sum()))

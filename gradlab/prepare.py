@@ -119,6 +119,7 @@ class Estimate:
     approx: np.ndarray
     notes: list[str]
     screened: np.ndarray  # per block: left to the screen (its estimates are NaN)
+    truncation: np.ndarray  # per block: relative truncation error measured on its probes
 
 
 def _snapshot(value: Any) -> Any:

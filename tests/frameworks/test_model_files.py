@@ -183,7 +183,7 @@ def test_sweep_runs_torch_and_jax_model_files(tmp_path):
                    {"name": "jax-bug", "kind": "file",
                     "path": str(variant(tmp_path, "jax", bug=True))}],
         "variants": ["correct"], "seeds": [0], "methods": ["central"], "epsilons": [1e-6],
-        "dtypes": ["float64"],
+        "dtypes": ["float64"], "mutations": "none",
     })
     cells = run_group(cfg, "float64", 0, "auto")["cells"]
     rows = list(zip(cells["model"], cells["block"], cells["status"], cells["flagged"],
