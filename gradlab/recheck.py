@@ -98,6 +98,7 @@ def recheck(
     cost_noise: float,
     u: float,
     radius: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
 ) -> Recheck:
     """Gather the re-check evidence for the suspect coordinates ``idx`` of one block.
 
@@ -107,9 +108,12 @@ def recheck(
         idx: suspect coordinates; grad, approx, bound: their backprop value, estimate and
             noise bound at eps.  cost_noise: the block's measured noise; u: unit round-off.
         radius: per suspect, the distance to the nearest kink when the model knows it.
+        scale: per suspect, the size of the parameter it moves (default ``|theta[idx]|``; the
+            screen passes its block's, since its "suspects" are directions).
     """
     rho = TOLERANCES["rho"]
-    small = eps < u ** (1 / 3) * np.maximum(1.0, np.abs(np.real(theta[idx])))
+    scale = np.maximum(1.0, np.abs(np.real(theta[idx])) if scale is None else scale)
+    small = eps < u ** (1 / 3) * scale
     h1, h2, with_eps = _steps(eps, np.abs(grad - approx), bound, small)
     crosses = clean = None
     if radius is not None and not method.is_complex:
@@ -128,7 +132,6 @@ def recheck(
     # (the subgradient test asks whether a kink sits at the point itself, whatever the step:
     # it reads slopes at a fixed moderate step, accurate in the precision and short enough to
     # cross no other kink; the complex step's eps is far too small for real differences)
-    scale = np.maximum(1.0, np.abs(np.real(theta[idx])))
     side_b = max(1e-6, np.sqrt(u)) * scale
     side_a, side_eps = side_b / rho, (1e-6 if method.is_complex else eps)
     sides = sorted({float(s) * sign for s in np.unique(np.concatenate(

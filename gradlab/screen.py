@@ -122,8 +122,9 @@ def screen(method: Method, step: float, noise: float, flat_cost, theta: np.ndarr
     suspect = np.flatnonzero(np.abs(proj - approx) > TOLERANCES["safety"] * bound)
     evidence = None
     if suspect.size:
+        size = np.full(suspect.size, max(1.0, float(np.max(np.abs(theta[sl])))))
         evidence = recheck(method, step, ev, eff_theta, suspect, j0, proj[suspect],
-                           approx[suspect], bound[suspect], noise, u)
+                           approx[suspect], bound[suspect], noise, u, scale=size)
     classes = classify(proj, approx, bound, evidence)
     scale = max(float(np.sqrt(np.mean(approx**2))), float(np.linalg.norm(g)), 1e-300)
     c_star = power_constant(len(vectors), TOLERANCES["screen_miss"])

@@ -48,7 +48,7 @@ TOLERANCES: dict[str, float] = {
     "pattern_fit": 1e-3,  # a permutation/flip of the estimate matches g within this (relative)
     "subgradient_slack": 0.0,  # backprop within the one-sided slopes, +- this x their jump
     "limit_margin": 2.0,  # a suspect is confirmed reliably once its error is this x its bound
-    "useful_limit": 0.1,  # a block that cannot see a relative error this large: inconclusive
+    "useful_limit": 0.5,  # a block that cannot see a relative error this large: inconclusive
     "weak_limit": 1e-4,  # evidence this coarse gets the Taylor test as a second opinion
     "taylor_bug_rate": 1.15,  # remainders shrinking like h**(1 +- this - 1) at every step: wrong
     "taylor_ladder": 4.0,  # h = h0, h0/2, ... : this many halvings
