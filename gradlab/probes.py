@@ -19,7 +19,9 @@ import numpy as np
 
 from .finite_diff import Evaluator, Method, estimate, machine_eps
 
-__all__ = ["block_noise", "choose_steps", "probe_coordinates", "table_has_kink"]
+__all__ = [
+    "block_noise", "choose_steps", "probe_coordinates", "table_has_kink", "ecnoise",
+]
 
 #: probe coordinates per block (noise and step choice); blocks probed at most
 PROBES_PER_BLOCK = 3
@@ -59,7 +61,7 @@ def probe_coordinates(
     return out
 
 
-def _ecnoise(values: np.ndarray) -> float:
+def ecnoise(values: np.ndarray) -> float:
     """Noise of equally spaced function values from their 3rd-6th differences (ECnoise)."""
     estimates = []
     diff = values.astype(np.float64)
@@ -118,7 +120,7 @@ def block_noise(
         for d in np.unique(spacing[spacing > 0]):
             cols = idx[spacing == d]
             table = np.real(costs(theta, np.arange(-4, 5) * d, cols)).astype(np.float64)
-            clean += [_ecnoise(col) for col in table.T
+            clean += [ecnoise(col) for col in table.T
                       if np.all(np.isfinite(col)) and not table_has_kink(col, 4 * floor)]
         per_block.append(clean)
     every = sorted(v for found in per_block for v in found)

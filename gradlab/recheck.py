@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .finite_diff import Evaluator, Method, combine, stencil
+from .probes import ecnoise, table_has_kink
 from .verdict import TOLERANCES, noise_bound
 
 __all__ = ["Recheck", "recheck"]
@@ -149,7 +150,10 @@ def recheck(
         for h in np.unique(steps[np.isfinite(steps)]):
             sel = np.flatnonzero(steps == h)
             target[sel] = combine(method, float(h), [at(s, sel) for s in stencil(method, h)], j0)
-    bound_confirm[:] = noise_bound(confirm, grad, theta[idx], h1, cost_noise, method.roundoff, u)
+    # the suspect's own noise: coordinates that move a badly conditioned part of the cost see
+    # far more rounding than the block's probes may have
+    noise = np.maximum(cost_noise, _own_noise(costs, theta, idx, h1, scale, u, j0, radius))
+    bound_confirm[:] = noise_bound(confirm, grad, theta[idx], h1, noise, method.roundoff, u)
     slopes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if sides:
         for key, steps in (("h1", side_a), ("h2", side_b),
@@ -163,9 +167,27 @@ def recheck(
         sel = np.arange(idx.size)
         slopes["eps"] = ((np.real(at(side_eps, sel)) - j0) / side_eps,
                          (j0 - np.real(at(-side_eps, sel))) / side_eps)
-    slope_noise = 2 * cost_noise / side_a
+    slope_noise = 2 * noise / side_a
     return Recheck(confirm, bound_confirm, second, h1, h2_or_eps, slopes, crosses, clean,
                    (side_a, side_b), slope_noise, with_eps)
+
+
+def _own_noise(costs: Evaluator, theta: np.ndarray, idx: np.ndarray, h1: np.ndarray,
+               scale: np.ndarray, u: float, j0: float,
+               radius: np.ndarray | None) -> np.ndarray:
+    """ECnoise of each suspect's own coordinate: 9 costs spaced like its re-check step."""
+    spacing = np.minimum(np.abs(np.real(h1)), max(1e-4, np.sqrt(u)) * scale)
+    if radius is not None:
+        spacing = np.minimum(spacing, radius / 5)
+    out = np.zeros(idx.size)
+    floor = 4 * u * abs(j0)
+    for d in np.unique(spacing[spacing > 0]):
+        sel = np.flatnonzero(spacing == d)
+        table = np.real(costs(theta, np.arange(-4, 5) * float(d), idx[sel])).astype(np.float64)
+        for k, col in zip(sel, table.T, strict=True):
+            if np.all(np.isfinite(col)) and not table_has_kink(col, floor):
+                out[k] = ecnoise(col)
+    return out
 
 
 def _evaluate(costs: Evaluator, theta: np.ndarray, idx: np.ndarray, wanted: list) -> dict:
