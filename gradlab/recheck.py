@@ -115,7 +115,13 @@ def recheck(
     rho = TOLERANCES["rho"]
     scale = np.maximum(1.0, np.abs(np.real(theta[idx])) if scale is None else scale)
     small = eps < u ** (1 / 3) * scale
-    h1, h2, with_eps = _steps(eps, np.abs(grad - approx), bound, small)
+    # the suspect's own noise: coordinates that move a badly conditioned part of the cost see
+    # far more rounding than the block's probes may have; it sets how far the step may shrink
+    noise = np.maximum(cost_noise, _own_noise(costs, theta, idx, np.full(idx.size, eps), scale,
+                                              u, j0, radius))
+    own_bound = np.maximum(bound, noise_bound(approx, grad, theta[idx], eps, noise,
+                                              method.roundoff, u))
+    h1, h2, with_eps = _steps(eps, np.abs(grad - approx), own_bound, small)
     crosses = clean = None
     if radius is not None and not method.is_complex:
         reach = max(abs(o) for o in method.offsets)  # the stencil's widest step, in eps
@@ -150,9 +156,6 @@ def recheck(
         for h in np.unique(steps[np.isfinite(steps)]):
             sel = np.flatnonzero(steps == h)
             target[sel] = combine(method, float(h), [at(s, sel) for s in stencil(method, h)], j0)
-    # the suspect's own noise: coordinates that move a badly conditioned part of the cost see
-    # far more rounding than the block's probes may have
-    noise = np.maximum(cost_noise, _own_noise(costs, theta, idx, h1, scale, u, j0, radius))
     bound_confirm[:] = noise_bound(confirm, grad, theta[idx], h1, noise, method.roundoff, u)
     slopes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if sides:
@@ -172,11 +175,11 @@ def recheck(
                    (side_a, side_b), slope_noise, with_eps)
 
 
-def _own_noise(costs: Evaluator, theta: np.ndarray, idx: np.ndarray, h1: np.ndarray,
+def _own_noise(costs: Evaluator, theta: np.ndarray, idx: np.ndarray, h: np.ndarray,
                scale: np.ndarray, u: float, j0: float,
                radius: np.ndarray | None) -> np.ndarray:
-    """ECnoise of each suspect's own coordinate: 9 costs spaced like its re-check step."""
-    spacing = np.minimum(np.abs(np.real(h1)), max(1e-4, np.sqrt(u)) * scale)
+    """ECnoise of each suspect's own coordinate: 9 costs spaced like the step ``h``."""
+    spacing = np.minimum(np.abs(np.real(h)), max(1e-4, np.sqrt(u)) * scale)
     if radius is not None:
         spacing = np.minimum(spacing, radius / 5)
     out = np.zeros(idx.size)
