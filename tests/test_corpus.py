@@ -123,3 +123,27 @@ def test_cli_json(name, cli):
     out = json.loads(proc.stdout)
     assert out["verdict"] == "ok"
     assert [b["name"] for b in out["blocks"]] == list(case(name, 0).params)
+
+
+@pytest.mark.slow
+def test_screen_gives_the_full_checks_verdicts(monkeypatch):
+    """With every block over 4 elements screened (not just those over 64), the default
+    ``--localise failing`` gives the same verdict and failing blocks as ``--localise all`` on
+    every corpus model, correct and with each bug at its natural size, seeds 0-1."""
+    from gradlab.verdict import TOLERANCES
+
+    monkeypatch.setitem(TOLERANCES, "screen_min_block", 4)
+    wrong, screened = [], 0
+    for name in MODELS:
+        for seed in range(2):
+            c = case(name, seed)
+            variants = [(None, c.module.gradients(c.params, c.X, c.Y))] + [
+                (bug, c.bug_gradients(bug, None)) for bug in c.module.BUGS]
+            for bug, grads in variants:
+                fast, full = (_check(c, grads, localise=mode) for mode in ("failing", "all"))
+                screened += any(b.checked_by != "elements" for b in fast.blocks)
+                if fast.verdict != full.verdict or \
+                        {b.name for b in fast.failing()} != {b.name for b in full.failing()}:
+                    wrong.append(f"{name} seed {seed} {bug}: {fast.verdict} vs {full.verdict}")
+    assert not wrong, "\n".join(wrong)
+    assert screened > 100
