@@ -104,7 +104,11 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
     from .tables import aggregate
 
     cfg = _config(args, load_models=False)
-    run = aggregate(args.groups, cfg, args.out_dir, state=args.state)
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    run = aggregate(args.groups, cfg, args.out_dir, state=args.state, log=log)
     c = run["cells"]
     print(f"{c['planned']} cells ({c['computed']} computed, {c['reused']} reused, "
           f"{c['failed']} failed) -> {args.out_dir}")

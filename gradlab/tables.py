@@ -1,9 +1,12 @@
 """The sweep's tables: group files -> the Parquet tables of ``docs/tables.md`` and run.json.
 
-:func:`aggregate` merges the group files written by :func:`gradlab.sweep.run_group`;
-:func:`summarise` derives the catalogue's detection, localisation and best-eps summaries from
-the cells table, and :mod:`gradlab.trust` the mutation summaries (the detection-limit curves,
-the settings to trust for each model, and the verdict on each model file).
+:func:`aggregate` streams the group files written by :func:`gradlab.sweep.run_group` (read
+only through :func:`gradlab.sweep.read_group`, whatever their number or layout) through a
+partitioned spill (:mod:`gradlab.spill`), so its memory does not grow with the number of
+cells; :func:`summarise` (:mod:`gradlab.summaries`) derives the catalogue's detection,
+localisation and best-eps summaries and, with :mod:`gradlab.trust`, the mutation summaries
+(the detection-limit curves, the settings to trust for each model, and the verdict on each
+model file), one model x dtype x variant at a time.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import eps_label, normalise
+from .config import eps_label, normalise, parse_eps_label
 from .errors import GradlabError
+from .spill import ROW_GROUP_ROWS, RowGroupWriter, Spill, typed_frame
+from .summaries import PARTITION, Summaries, summarise
 from .sweep import (
     CELL_COLUMNS,
     CELL_KEYS,
@@ -24,8 +29,6 @@ from .sweep import (
     atomic_write,
     count_cells,
     ensure_writable,
-    group_keys,
-    group_path,
     read_group,
 )
 
@@ -33,126 +36,6 @@ __all__ = ["aggregate", "summarise", "TABLES"]
 
 TABLES = ("cells", "timing", "detection", "localisation", "best_eps", "detection_limits",
           "trust", "models")
-
-
-def _frame(columns: Mapping[str, list], types: Mapping[str, str]):
-    import pandas as pd
-
-    df = pd.DataFrame({c: columns[c] for c in types})
-    for col, kind in types.items():
-        if kind == "string":  # plain object strings: pyarrow writes them as utf8
-            df[col] = df[col].astype(object).astype(str)
-        else:
-            df[col] = df[col].astype(kind)
-    return df
-
-
-def _merge(groups: Mapping[str, Any], order: list[str], part: str, types: Mapping[str, str]
-           ) -> dict[str, list]:
-    merged: dict[str, list] = {c: [] for c in types}
-    for key in order:
-        for col in types:
-            merged[col].extend(groups[key][part][col])
-    return merged
-
-
-def _sorted(df, keys: list[str]):
-    return df.sort_values(keys, kind="mergesort", na_position="last").reset_index(drop=True)
-
-
-def summarise(cells) -> dict[str, Any]:
-    """The summaries of ``docs/tables.md`` from the cells table.
-
-    ``detection``, ``localisation``: the catalogue (built-in variants; a model file's own cells
-    have no known truth and count in neither rate). ``best_eps``: per model, method and dtype
-    the step that detects most and alarms least: on the catalogue for the built-in networks, on
-    the mutations for models with no catalogue bug to detect (model files, linear1d).
-    ``detection_limits``, ``trust``, ``models``: the mutation summaries of :mod:`gradlab.trust`.
-    """
-    import numpy as np
-    import pandas as pd
-
-    from . import trust as T
-
-    labels = {e: eps_label(e) for e in cells["eps"].unique()}
-    cells = cells.assign(eps_label=[labels[e] if e == e else "auto" for e in cells["eps"]])
-    mutated = cells["variant"].str.startswith("mut:")
-    keys = ["model", "dtype", "variant", "method", "eps_label"]
-    per_cell = cells[~mutated].drop_duplicates(CELL_KEYS)
-    done = per_cell["status"] == "done"
-    hit = per_cell["cell_verdict"] == "bug"
-    frame = per_cell.assign(
-        det=np.where(done & (per_cell["expected"] == "bug"), hit, np.nan),
-        fa=np.where(done & (per_cell["expected"] == "ok"), hit, np.nan),
-        failed=(~done).astype("int64"),
-    )
-    detection = frame.groupby(keys, sort=True).agg(
-        eps=("eps", "first"), n_seeds=("seed", "nunique"), detection_rate=("det", "mean"),
-        false_alarm_rate=("fa", "mean"), failed=("failed", "sum"),
-    ).reset_index()
-    detection = detection[["model", "dtype", "variant", "method", "eps", "eps_label",
-                           "n_seeds", "detection_rate", "false_alarm_rate", "failed"]]
-    blocks = cells[~mutated & (cells["status"] == "done") & (cells["expected"] != "unknown")
-                   ].assign(
-        tp=lambda d: d["flagged"] & d["in_truth"])
-    loc = blocks.groupby(keys, sort=True).agg(
-        eps=("eps", "first"), tp=("tp", "sum"), flagged=("flagged", "sum"),
-        truth=("in_truth", "sum")).reset_index()
-    loc["precision"] = np.where(loc["flagged"] > 0, loc["tp"] / loc["flagged"].where(
-        loc["flagged"] > 0, 1), np.nan)
-    loc["recall"] = np.where(loc["truth"] > 0, loc["tp"] / loc["truth"].where(
-        loc["truth"] > 0, 1), np.nan)
-    localisation = loc[["model", "dtype", "variant", "method", "eps", "eps_label", "precision",
-                        "recall"]]
-    files = set(cells.loc[cells["model_kind"] == "file", "model"])
-    mut = T.known_detection(cells)
-    mut_det = mut.groupby(keys, sort=True).agg(
-        eps=("eps", "first"), detection_rate=("det", "mean"), false_alarm_rate=("fa", "mean"),
-    ).reset_index()
-    # models with nothing to detect in the catalogue (files, linear1d): judged on mutations
-    blind = files | {m for m, g in detection.groupby("model")
-                     if g["detection_rate"].isna().all()}
-    blind &= set(mut_det["model"])
-    parts = [detection[~detection["model"].isin(blind)], mut_det[mut_det["model"].isin(blind)]]
-    known = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
-    means = known.groupby(["model", "dtype", "method", "eps_label"], sort=True).agg(
-        eps=("eps", "first"), detection_rate=("detection_rate", "mean"),
-        false_alarm_rate=("false_alarm_rate", "mean")).reset_index()
-    means["score"] = (means["detection_rate"].fillna(0) - means["false_alarm_rate"].fillna(0)
-                      ).round(12)
-    # ties go to the most accurate step: the smallest median difference on code with no bug
-    # (the bottom of the error-vs-eps V), then to the larger step; auto last
-    ref = cells[(cells["variant"] == "mut:reference") & cells["model"].isin(files)]
-    parts = [per_cell[done & (per_cell["expected"] == "ok")],
-             ref[ref["status"] == "done"].drop_duplicates(CELL_KEYS)]
-    clean = pd.concat([p for p in parts if not p.empty] or parts[:1])
-    accuracy = clean.groupby(["model", "dtype", "method", "eps_label"], sort=True)[
-        "cell_difference"].median().rename("accuracy").reset_index()
-    means = means.merge(accuracy, how="left", on=["model", "dtype", "method", "eps_label"])
-    means["accuracy"] = means["accuracy"].fillna(np.inf)
-    means["rank_eps"] = means["eps"].fillna(-1.0)
-    best = (means.sort_values(["model", "dtype", "method", "score", "accuracy", "rank_eps"],
-                              ascending=[True, True, True, False, True, False],
-                              kind="mergesort")
-            .groupby(["model", "dtype", "method"], sort=True).head(1))
-    best_eps = best[["model", "dtype", "method", "eps", "eps_label", "detection_rate",
-                     "false_alarm_rate"]]
-    curves = T.detection_limits(cells)
-    settings = T.trust(curves, cells)
-    out = {"detection": detection, "localisation": localisation, "best_eps": best_eps,
-           "detection_limits": curves, "trust": settings,
-           "models": T.model_verdicts(cells, settings)}
-    for name, df in out.items():
-        key = [k for k in ("model", "dtype", "variant", "method", "eps") if k in df.columns]
-        if df.empty:
-            out[name] = df.reset_index(drop=True)
-            continue
-        df = _sorted(df, key)
-        for col in df.columns:
-            if df[col].dtype == object:
-                df[col] = df[col].astype(str)
-        out[name] = pd.DataFrame(df)
-    return out
 
 
 def _versions() -> dict[str, str]:
@@ -167,16 +50,62 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _coordinates(data: Mapping[str, Any]) -> set[tuple[str, int, str]]:
+    """The (dtype, seed, eps label) grid points a group file holds: from its cells, and from
+    its own ``dtype``/``seed``/``eps`` when it names them (a group may have no cells)."""
+    c = data["cells"]
+    labels = {e: eps_label(e) for e in set(c["eps"])}
+    points = {(d, int(s), labels[e]) for d, s, e in zip(c["dtype"], c["seed"], c["eps"],
+                                                         strict=True)}
+    for key in ("eps", "epsilons"):  # one step, or all steps of a dtype x seed group
+        eps = data.get(key)
+        for label in [eps] if isinstance(eps, str) else eps if isinstance(eps, list) else []:
+            points.add((data["dtype"], int(data["seed"]), eps_label(parse_eps_label(label))))
+    return points
+
+
+class _Progress:
+    """Logs how many group files and cells were read, every ``every`` files or seconds."""
+
+    def __init__(self, total: int, log: Callable[[str], None] | None, every: int = 100,
+                 seconds: float = 10.0) -> None:
+        self.total, self.log, self.every, self.seconds = total, log, every, seconds
+        self.files = self.cells = self.rows = 0
+        self._last = time.monotonic()
+
+    def step(self, cells: int, rows: int) -> None:
+        self.files += 1
+        self.cells += cells
+        self.rows += rows
+        now = time.monotonic()
+        if self.log and (self.files % self.every == 0 or now - self._last >= self.seconds
+                         or self.files == self.total):
+            self._last = now
+            self.log(f"read {self.files}/{self.total} group files: {self.cells:,} cells, "
+                     f"{self.rows:,} rows")
+
+
 def aggregate(files: Iterable[str | Path], cfg: Mapping[str, Any], out_dir: str | Path,
-              state: str | Path | None = None) -> dict[str, Any]:
+              state: str | Path | None = None, log: Callable[[str], None] | None = None,
+              chunk_rows: int = 200_000, row_group_rows: int = ROW_GROUP_ROWS
+              ) -> dict[str, Any]:
     """Turn group files into the tables of ``docs/tables.md`` under ``out_dir``.
 
+    The group files are streamed: their rows are spilled to temporary files by model x dtype x
+    variant every ``chunk_rows`` rows, then read back one partition at a time to write the
+    cells and timing tables (in row groups) and the summaries (:mod:`gradlab.summaries`), so
+    memory does not grow with the number of cells. The tables do not depend on ``chunk_rows``.
+
     Args:
-        files: one group file per planned group (extra or missing ones are an error).
+        files: the group files; together they must hold every (dtype, seed, step) of the grid,
+            each once.
         cfg: the normalised config (for the digest and the planned cell count).
         out_dir: the tables directory.
         state: a small JSON file remembering which groups the previous aggregation saw, so
             ``run.json`` can say which cells were computed in this run and which were reused.
+        log: called with a progress line every 100 files or 10 seconds.
+        chunk_rows: rows held in memory before they are spilled.
+        row_group_rows: rows per row group of ``cells.parquet`` and ``timing.parquet``.
 
     Returns:
         The ``run.json`` content.
@@ -188,32 +117,107 @@ def aggregate(files: Iterable[str | Path], cfg: Mapping[str, Any], out_dir: str 
 
     finished = time.time()
     cfg = normalise(cfg, load_models=False)
-    planned = {group_path(*k) for k in group_keys(cfg)}
-    groups = {}
-    for f in files:
-        data = read_group(f)
-        key = group_path(data["dtype"], data["seed"], data["eps"])
-        if key not in planned:
-            raise GradlabError(f"group file {f} (dtype {data['dtype']}, seed {data['seed']}, "
-                               f"eps {data['eps']}) is not part of the config's grid")
-        groups[key] = data
-    missing = sorted(planned - set(groups))
-    if missing:
-        raise GradlabError(f"{len(missing)} group file(s) missing, first: {missing[0]}")
-    out = Path(out_dir)
-    ensure_writable(out)  # before any table is written: all of them or none
-    if state:
-        ensure_writable(Path(state).parent, state)
-    order = sorted(groups)
-    cells = _sorted(_frame(_merge(groups, order, "cells", CELL_COLUMNS), CELL_COLUMNS),
-                    [*CELL_KEYS, "block"])
-    timing = _sorted(_frame(_merge(groups, order, "timing", TIMING_COLUMNS), TIMING_COLUMNS),
-                     CELL_KEYS)
-    tables = {"cells": cells, "timing": timing, **summarise(cells)}
-    for name, df in tables.items():
-        atomic_write(out / f"{name}.parquet",
-                     lambda tmp, df=df: df.to_parquet(tmp, index=False, engine="pyarrow"))
+    planned = {(d, int(s), eps_label(e)) for d in cfg["dtypes"] for s in cfg["seeds"]
+               for e in cfg["epsilons"]}
+    files = [Path(f) for f in files]
+    seen_points: dict[tuple, Path] = {}
+    groups: dict[str, dict[str, Any]] = {}  # file -> the little run.json needs
+    progress = _Progress(len(files), log)
+    cells_spill = Spill(PARTITION, [*CELL_KEYS, "block"], CELL_COLUMNS)
+    timing_spill = Spill(PARTITION, CELL_KEYS, TIMING_COLUMNS)
+    with cells_spill, timing_spill:
+        buffered: list[tuple[Any, Any]] = []
+        n_buffered = 0
+        for f in files:
+            data = read_group(f)
+            for point in sorted(_coordinates(data)):
+                if point not in planned:
+                    raise GradlabError(
+                        f"group file {f} (dtype {point[0]}, seed {point[1]}, eps {point[2]}) "
+                        "is not part of the config's grid")
+                if point in seen_points:
+                    raise GradlabError(f"group files {seen_points[point]} and {f} both hold "
+                                       f"dtype {point[0]}, seed {point[1]}, eps {point[2]}")
+                seen_points[point] = f
+            n_cells = len(data["timing"]["seconds"])
+            groups[str(f)] = {"started": data.get("started", 0.0), "cells": n_cells,
+                              "computed": data.get("computed", n_cells),
+                              "cpu": data.get("check_cpu_seconds", 0.0)}
+            buffered.append((typed_frame(data["cells"], CELL_COLUMNS),
+                             typed_frame(data["timing"], TIMING_COLUMNS)))
+            n_buffered += len(buffered[-1][0])
+            progress.step(n_cells, len(buffered[-1][0]))
+            del data
+            if n_buffered >= chunk_rows:
+                _spill(buffered, cells_spill, timing_spill)
+                buffered, n_buffered = [], 0
+        missing = sorted(planned - set(seen_points), key=str)
+        if missing:
+            d, s, e = missing[0]
+            raise GradlabError(f"{len(missing)} group(s) missing: no group file holds dtype "
+                               f"{d}, seed {s}, eps {e}")
+        _spill(buffered, cells_spill, timing_spill)
+        del buffered
+        out = Path(out_dir)
+        ensure_writable(out)  # before any table is written: all of them or none
+        if state:
+            ensure_writable(Path(state).parent, state)
+        counts = _write_big(cells_spill, timing_spill, out, row_group_rows, log)
+    counts["check_cpu_seconds"] = float(sum(g["cpu"] for g in groups.values()))
+    return _write_run(out, cfg, groups, counts, state, finished,
+                      digest(cfg), source_hash("core"))
 
+
+def _spill(buffered: list, cells: Spill, timing: Spill) -> None:
+    import pandas as pd
+
+    if buffered:
+        cells.add(pd.concat([b[0] for b in buffered], ignore_index=True))
+        timing.add(pd.concat([b[1] for b in buffered], ignore_index=True))
+
+
+def _write_big(cells_spill: Spill, timing_spill: Spill, out: Path, row_group_rows: int,
+               log: Callable[[str], None] | None) -> dict[str, Any]:
+    """Write cells and timing partition by partition, the summaries from the same pass."""
+    import math
+
+    acc = Summaries()
+    counts = {"failed": 0, "inconclusive": 0, "non_finite": 0}
+    seconds: list[float] = []
+    tmp = {n: out / f".{n}.parquet.tmp" for n in ("cells", "timing")}
+    writers = {n: RowGroupWriter(p, row_group_rows) for n, p in tmp.items()}
+    try:
+        for (_, cells), (_, timing) in zip(cells_spill.partitions(), timing_spill.partitions(),
+                                           strict=True):
+            writers["cells"].write(cells)
+            writers["timing"].write(timing)
+            seconds.append(math.fsum(timing["seconds"]))
+            acc.add(cells)
+            per_cell = cells.drop_duplicates(CELL_KEYS)
+            counts["failed"] += int((per_cell["status"] == "failed").sum())
+            counts["inconclusive"] += int((per_cell["cell_verdict"] == "inconclusive").sum())
+            counts["non_finite"] += int(cells.loc[cells["block_verdict"] == "non-finite",
+                                                  CELL_KEYS].drop_duplicates().shape[0])
+        writers["cells"].close(typed_frame({c: [] for c in CELL_COLUMNS}, CELL_COLUMNS))
+        writers["timing"].close(typed_frame({c: [] for c in TIMING_COLUMNS}, TIMING_COLUMNS))
+        for name, df in acc.result().items():
+            atomic_write(out / f"{name}.parquet",
+                         lambda p, df=df: df.to_parquet(p, index=False, engine="pyarrow"))
+        for name, path in tmp.items():
+            path.replace(out / f"{name}.parquet")
+    finally:
+        for path in tmp.values():
+            path.unlink(missing_ok=True)
+    if log:
+        log(f"wrote {writers['cells'].written:,} cell rows and {writers['timing'].written:,} "
+            f"cells to {out}")
+    return counts | {"check_seconds": math.fsum(seconds)}
+
+
+def _write_run(out: Path, cfg: Mapping[str, Any], groups: Mapping[str, dict], counts: dict,
+               state: str | Path | None, finished: float, config_digest: str, code_hash: str
+               ) -> dict[str, Any]:
+    """Write run.json (and the state file) and return run.json's content."""
     seen = {}
     state_path = Path(state) if state else None
     if state_path and state_path.is_file():
@@ -221,29 +225,27 @@ def aggregate(files: Iterable[str | Path], cfg: Mapping[str, Any], out_dir: str 
             seen = json.loads(state_path.read_text())
         except (OSError, ValueError):
             seen = {}
-    stamps = {k: groups[k].get("started", 0.0) for k in order}
+    order = sorted(groups)
+    stamps = {k: groups[k]["started"] for k in order}
     fresh = [k for k in order if seen.get(k) != stamps[k]]
-    n_cells = {k: len(groups[k]["timing"]["seconds"]) for k in order}
     start = min((stamps[k] for k in fresh), default=finished)
-    per_cell = cells.drop_duplicates(CELL_KEYS)
     run = {
-        "config_digest": digest(cfg),
-        "code_hash": source_hash("core"),
+        "config_digest": config_digest,
+        "code_hash": code_hash,
         "versions": _versions(),
         "groups": len(order),
         "cells": {
             "planned": count_cells(cfg),
             # a group that ran in this run computed only the cells its cache lacked
-            "computed": sum(groups[k].get("computed", n_cells[k]) for k in fresh),
-            "reused": sum(n_cells[k] - groups[k].get("computed", n_cells[k]) if k in fresh
-                          else n_cells[k] for k in order),
-            "failed": int((per_cell["status"] == "failed").sum()),
-            "inconclusive": int((per_cell["cell_verdict"] == "inconclusive").sum()),
-            "non_finite": int(cells.loc[cells["block_verdict"] == "non-finite",
-                                        CELL_KEYS].drop_duplicates().shape[0]),
+            "computed": sum(groups[k]["computed"] for k in fresh),
+            "reused": sum(groups[k]["cells"] - groups[k]["computed"] if k in fresh
+                          else groups[k]["cells"] for k in order),
+            "failed": counts["failed"],
+            "inconclusive": counts["inconclusive"],
+            "non_finite": counts["non_finite"],
         },
-        "check_seconds": float(timing["seconds"].sum()),
-        "check_cpu_seconds": float(sum(groups[k].get("check_cpu_seconds", 0.0) for k in order)),
+        "check_seconds": counts["check_seconds"],
+        "check_cpu_seconds": counts["check_cpu_seconds"],
         "wall_seconds": round(time.time() - start, 3),
         "config": {k: v for k, v in cfg.items() if k != "report"},
     }

@@ -1,0 +1,160 @@
+"""Sorting a table larger than memory: partitioned spill files and a row-group writer.
+
+:class:`Spill` takes rows in any order, a chunk at a time, and writes each chunk's rows to
+temporary Parquet files, one per *partition* (the rows sharing the values of the leading sort
+keys, e.g. model x dtype x variant). :meth:`Spill.partitions` then yields the partitions in
+sorted order, each read back whole and sorted on the remaining keys: only one partition is in
+memory at a time. :class:`RowGroupWriter` writes the sorted rows into one Parquet file in row
+groups of a fixed number of rows, so readers can filter on the sort keys without loading the
+file whole.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["Spill", "RowGroupWriter", "ROW_GROUP_ROWS", "typed_frame"]
+
+ROW_GROUP_ROWS = 262_144  # rows per row group of the big tables (cells, timing)
+
+
+def typed_frame(columns: Mapping[str, list] | pd.DataFrame, types: Mapping[str, str]
+                ) -> pd.DataFrame:
+    """A frame with exactly ``types``' columns, in order, with their pandas dtypes.
+
+    Args:
+        columns: column name -> values (or a frame).
+        types: column name -> pandas dtype (``"string"`` means plain object ``str``).
+
+    Returns:
+        The typed frame.
+    """
+    df = pd.DataFrame({c: columns[c] for c in types})
+    for col, kind in types.items():
+        if kind == "string":  # plain object strings: pyarrow writes them as utf8
+            df[col] = df[col].astype(object).astype(str)
+        else:
+            df[col] = df[col].astype(kind)
+    return df
+
+
+class Spill:
+    """Rows spilled to disk by partition; read back one sorted partition at a time.
+
+    Args:
+        partition: the leading sort keys that define a partition.
+        keys: the full sort keys (``partition`` first).
+        types: column name -> pandas dtype of the rows.
+        where: parent folder of the temporary folder (default: the system's).
+    """
+
+    def __init__(self, partition: list[str], keys: list[str], types: Mapping[str, str],
+                 where: str | Path | None = None) -> None:
+        self.partition, self.keys, self.types = partition, keys, dict(types)
+        self._dir = Path(tempfile.mkdtemp(prefix="gradlab-spill-", dir=where))
+        self._ids: dict[tuple, int] = {}
+        self._chunks = 0
+        self.rows = 0
+
+    def add(self, df: pd.DataFrame) -> None:
+        """Spill one chunk of rows (any order) to the partitions' files."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if df.empty:
+            return
+        self._chunks += 1
+        for key, part in df.groupby(self.partition, sort=False):
+            pid = self._ids.setdefault(key, len(self._ids))
+            folder = self._dir / f"p{pid:06d}"
+            folder.mkdir(exist_ok=True)
+            table = pa.Table.from_pandas(part, preserve_index=False)
+            pq.write_table(table, folder / f"c{self._chunks:06d}.parquet", compression="none")
+        self.rows += len(df)
+
+    def partitions(self) -> Iterator[tuple[tuple, pd.DataFrame]]:
+        """Yield ``(partition key, rows)`` in sorted key order, rows sorted by ``keys``."""
+        import pyarrow.parquet as pq
+
+        for key in sorted(self._ids):
+            folder = self._dir / f"p{self._ids[key]:06d}"
+            frames = [pq.read_table(f).to_pandas() for f in sorted(folder.iterdir())]
+            df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+            df = typed_frame(df, self.types)
+            yield key, df.sort_values(self.keys, kind="mergesort", na_position="last"
+                                      ).reset_index(drop=True)
+            shutil.rmtree(folder)
+
+    def close(self) -> None:
+        """Remove the temporary files."""
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> Spill:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RowGroupWriter:
+    """Write sorted frames, in order, as one Parquet file of ``rows``-row row groups.
+
+    The file is what ``DataFrame.to_parquet(path, index=False)`` writes for the concatenated
+    frames, with the rows split into row groups of ``rows`` rows (a table of fewer rows is one
+    row group, byte for byte what ``to_parquet`` writes).
+
+    Args:
+        path: the file to write.
+        rows: rows per row group.
+    """
+
+    def __init__(self, path: str | Path, rows: int = ROW_GROUP_ROWS) -> None:
+        self.path, self.rows = Path(path), rows
+        self._writer = None
+        self._schema = None
+        self._buffer: list = []
+        self._buffered = 0
+        self.written = 0
+
+    def write(self, df: pd.DataFrame) -> None:
+        """Append a frame's rows (the same columns and dtypes every time)."""
+        import pyarrow as pa
+
+        table = pa.Table.from_pandas(df, schema=self._schema, preserve_index=False)
+        if self._schema is None:
+            self._schema = table.schema
+        self._buffer.append(table)
+        self._buffered += len(table)
+        while self._buffered >= self.rows:
+            self._flush(self.rows)
+
+    def _flush(self, n: int) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.concat_tables(self._buffer).combine_chunks()
+        head, rest = table.slice(0, n), table.slice(n)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, self._schema, compression="snappy")
+        self._writer.write_table(head.combine_chunks(), row_group_size=max(n, 1))
+        self._buffer = [rest] if len(rest) else []
+        self._buffered = len(rest)
+        self.written += len(head)
+
+    def close(self, empty: pd.DataFrame | None = None) -> None:
+        """Write the last row group and close the file.
+
+        Args:
+            empty: a frame with the columns, written when no rows came (an empty table).
+        """
+        if self._buffered or (self._writer is None and empty is not None):
+            if self._schema is None and empty is not None:
+                self.write(empty)
+            self._flush(self._buffered)
+        if self._writer is not None:
+            self._writer.close()
