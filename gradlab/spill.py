@@ -18,9 +18,35 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["Spill", "RowGroupWriter", "ROW_GROUP_ROWS", "typed_frame"]
+__all__ = ["Spill", "RowGroupWriter", "ROW_GROUP_ROWS", "typed_frame", "arrow_table"]
 
 ROW_GROUP_ROWS = 262_144  # rows per row group of the big tables (cells, timing)
+
+
+def arrow_table(columns: Mapping[str, list], types: Mapping[str, str]):
+    """The same rows as :func:`typed_frame` as a ``pyarrow.Table`` (far less memory than
+    Python objects): text as utf8 (``str()`` of anything else), numbers and flags typed.
+
+    Args:
+        columns: column name -> values.
+        types: column name -> pandas dtype (``"string"``, ``"int64"``, ``"float64"``, ``"bool"``).
+
+    Returns:
+        The table (``to_pandas()`` then :func:`typed_frame` gives :func:`typed_frame`'s frame).
+    """
+    import pyarrow as pa
+
+    kinds = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(),
+             "bool": pa.bool_()}
+    arrays = {}
+    for col, kind in types.items():
+        values = columns[col]
+        if kind == "string":
+            values = [v if isinstance(v, str) else str(v) for v in values]
+        elif kind == "bool":
+            values = [bool(v) for v in values]  # as pandas' astype(bool): None is False
+        arrays[col] = pa.array(values, kinds[kind])
+    return pa.table(arrays)
 
 
 def typed_frame(columns: Mapping[str, list] | pd.DataFrame, types: Mapping[str, str]
@@ -61,21 +87,22 @@ class Spill:
         self._chunks = 0
         self.rows = 0
 
-    def add(self, df: pd.DataFrame) -> None:
-        """Spill one chunk of rows (any order) to the partitions' files."""
-        import pyarrow as pa
+    def add(self, table) -> None:
+        """Spill one chunk of rows (a ``pyarrow.Table``, any order) to the partitions' files."""
         import pyarrow.parquet as pq
 
-        if df.empty:
+        if not len(table):
             return
         self._chunks += 1
-        for key, part in df.groupby(self.partition, sort=False):
+        keys = table.select(self.partition).to_pandas()
+        for key, index in keys.groupby(self.partition, sort=False).indices.items():
+            key = key if isinstance(key, tuple) else (key,)
             pid = self._ids.setdefault(key, len(self._ids))
             folder = self._dir / f"p{pid:06d}"
             folder.mkdir(exist_ok=True)
-            table = pa.Table.from_pandas(part, preserve_index=False)
-            pq.write_table(table, folder / f"c{self._chunks:06d}.parquet", compression="none")
-        self.rows += len(df)
+            pq.write_table(table.take(index), folder / f"c{self._chunks:06d}.parquet",
+                           compression="none")
+        self.rows += len(table)
 
     def partitions(self) -> Iterator[tuple[tuple, pd.DataFrame]]:
         """Yield ``(partition key, rows)`` in sorted key order, rows sorted by ``keys``."""
@@ -83,9 +110,11 @@ class Spill:
 
         for key in sorted(self._ids):
             folder = self._dir / f"p{self._ids[key]:06d}"
-            frames = [pq.read_table(f).to_pandas() for f in sorted(folder.iterdir())]
-            df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-            df = typed_frame(df, self.types)
+            import pyarrow as pa
+
+            table = pa.concat_tables([pq.read_table(f) for f in sorted(folder.iterdir())])
+            df = typed_frame(table.to_pandas(), self.types)
+            del table
             yield key, df.sort_values(self.keys, kind="mergesort", na_position="last"
                                       ).reset_index(drop=True)
             shutil.rmtree(folder)
@@ -137,14 +166,15 @@ class RowGroupWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.concat_tables(self._buffer).combine_chunks()
+        table = pa.concat_tables(self._buffer)  # no copy: the writer takes chunked columns
         head, rest = table.slice(0, n), table.slice(n)
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, self._schema, compression="snappy")
-        self._writer.write_table(head.combine_chunks(), row_group_size=max(n, 1))
-        self._buffer = [rest] if len(rest) else []
+        self._writer.write_table(head, row_group_size=max(n, 1))
+        del table, head
+        self._buffer = [rest.combine_chunks()] if len(rest) else []
         self._buffered = len(rest)
-        self.written += len(head)
+        self.written += n
 
     def close(self, empty: pd.DataFrame | None = None) -> None:
         """Write the last row group and close the file.

@@ -20,7 +20,7 @@ from typing import Any
 
 from .config import eps_label, normalise, parse_eps_label
 from .errors import GradlabError
-from .spill import ROW_GROUP_ROWS, RowGroupWriter, Spill, typed_frame
+from .spill import ROW_GROUP_ROWS, RowGroupWriter, Spill, arrow_table, typed_frame
 from .summaries import PARTITION, Summaries, summarise
 from .sweep import (
     CELL_COLUMNS,
@@ -87,7 +87,7 @@ class _Progress:
 
 def aggregate(files: Iterable[str | Path], cfg: Mapping[str, Any], out_dir: str | Path,
               state: str | Path | None = None, log: Callable[[str], None] | None = None,
-              chunk_rows: int = 200_000, row_group_rows: int = ROW_GROUP_ROWS
+              chunk_rows: int = 100_000, row_group_rows: int = ROW_GROUP_ROWS
               ) -> dict[str, Any]:
     """Turn group files into the tables of ``docs/tables.md`` under ``out_dir``.
 
@@ -143,8 +143,8 @@ def aggregate(files: Iterable[str | Path], cfg: Mapping[str, Any], out_dir: str 
             groups[str(f)] = {"started": data.get("started", 0.0), "cells": n_cells,
                               "computed": data.get("computed", n_cells),
                               "cpu": data.get("check_cpu_seconds", 0.0)}
-            buffered.append((typed_frame(data["cells"], CELL_COLUMNS),
-                             typed_frame(data["timing"], TIMING_COLUMNS)))
+            buffered.append((arrow_table(data["cells"], CELL_COLUMNS),
+                             arrow_table(data["timing"], TIMING_COLUMNS)))
             n_buffered += len(buffered[-1][0])
             progress.step(n_cells, len(buffered[-1][0]))
             del data
@@ -169,11 +169,11 @@ def aggregate(files: Iterable[str | Path], cfg: Mapping[str, Any], out_dir: str 
 
 
 def _spill(buffered: list, cells: Spill, timing: Spill) -> None:
-    import pandas as pd
+    import pyarrow as pa
 
     if buffered:
-        cells.add(pd.concat([b[0] for b in buffered], ignore_index=True))
-        timing.add(pd.concat([b[1] for b in buffered], ignore_index=True))
+        cells.add(pa.concat_tables([b[0] for b in buffered]))
+        timing.add(pa.concat_tables([b[1] for b in buffered]))
 
 
 def _write_big(cells_spill: Spill, timing_spill: Spill, out: Path, row_group_rows: int,
