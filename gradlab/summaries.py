@@ -119,7 +119,8 @@ class Summaries:
         ).reset_index())
         self._curves.append(T.detection_limits(cells))
         ref = cells[(cells["variant"] == "mut:reference") & (cells["status"] == "done")]
-        self._ref.append(ref[[*SETTING, "variant", "status", "detection_limit"]])
+        self._ref.append(ref[[c for c in (*SETTING, "variant", "status", "detection_limit")
+                              if c in ref.columns]])
         clean = [per_cell[done & (per_cell["expected"] == "ok")],
                  ref[ref["model_kind"] == "file"].drop_duplicates(CELL_KEYS)]
         self._clean.extend(c[[*SETTING, "cell_difference"]] for c in clean)

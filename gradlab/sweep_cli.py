@@ -137,7 +137,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise GradlabError(f"the report module cannot be imported ({exc})") from None
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}{out.suffix}")
     try:
-        written = Path(build_report(tables, tmp, args.title, figures))
+        written = Path(build_report(tables, tmp, args.title, figures,
+                                    log=lambda line: print(f"report: {line}", flush=True)))
         os.replace(written, out)
     except OSError as exc:  # name the figure that failed, else the report (not its temp file)
         name = exc.filename2 or exc.filename  # a rename's target, else the file

@@ -39,6 +39,7 @@ from .data import (
     load_tables,
 )
 from .seed import SEED_EPS, seed_section
+from .tidy import tidy_download
 
 __all__ = ["build_report", "FIGURE_NAMES", "TABLE_ROW_LIMIT"]
 
@@ -242,7 +243,7 @@ def _v(x: Any) -> str:
 
 
 def build_report(tables_dir: Path, out_html: Path, title: str,
-                 figures_dir: Path | None = None) -> Path:
+                 figures_dir: Path | None = None, log=None) -> Path:
     """Render the sweep's tables into one self-contained HTML file.
 
     Args:
@@ -253,11 +254,16 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
         figures_dir: if given, each figure is also saved there as PNG under the fixed names
             :data:`FIGURE_NAMES` (a placeholder image when a figure has no data).
 
+        log: called with one line saying how many cells were read.
+
     Returns:
-        ``out_html``.
+        ``out_html``. Past a size limit the tidy data is written beside it instead of
+        embedded (:mod:`gradlab.report.tidy`).
     """
     tables_dir, out_html = Path(tables_dir), Path(out_html)
-    t = load_tables(tables_dir)
+    t = load_tables(tables_dir, catalogue_only=True)
+    if log is not None:
+        log(t.read_note)
     all_cells = t.cells
     if all_cells is not None and len(all_cells):  # the catalogue's sections: no mutations
         t.cells = all_cells[~all_cells["variant"].str.startswith("mut:")]
@@ -297,12 +303,10 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
     case = _chosen_case(t, best, bottoms)
     figs["element-heatmaps.png"] = case.pop("figure", None) or F.placeholder(
         "element-heatmaps.png", "the chosen case could not be recomputed")
-    download = None
-    if cells is not None:
-        uri, fname, size = csv_data_uri(cells.sort_values(
-            [c for c in CELL_KEYS + ["block"] if c in cells.columns], kind="stable"))
-        download = {"uri": uri, "name": fname, "size": f"{size / 1024:.0f} KiB",
-                    "rows": len(cells)}
+    download = tidy_download(tables_dir / "cells.parquet", None if cells is None else
+                             cells.sort_values([c for c in CELL_KEYS + ["block"]
+                                                if c in cells.columns], kind="stable"),
+                             out_html.parent)
     summary_download = None
     if t.detection is not None:
         uri, _, size = csv_data_uri(t.detection, gzip_above=10**12)

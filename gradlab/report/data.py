@@ -52,6 +52,7 @@ class Tables:
     run: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     derived: set[str] = field(default_factory=set)
+    read_note: str = ""
 
 
 @lru_cache(maxsize=4096)
@@ -81,6 +82,48 @@ def _read_parquet(path: Path, notes: list[str]) -> pd.DataFrame | None:
         return None
 
 
+def _read_catalogue(path: Path, notes: list[str]) -> pd.DataFrame | None:
+    """The rows of ``cells.parquet`` outside the mutations (``variant`` not ``mut:...``),
+    filtered while the file is scanned, so the mutation rows are never all in memory."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    if not path.is_file():
+        return _read_parquet(path, notes)
+    try:
+        dataset = ds.dataset(path, format="parquet")
+        if "variant" not in dataset.schema.names:
+            return _read_parquet(path, notes)
+        kept = ~pc.starts_with(ds.field("variant"), "mut:")
+        return dataset.to_table(filter=kept).to_pandas()
+    except Exception:  # a truncated or foreign file: the plain reader says what is wrong
+        return _read_parquet(path, notes)
+
+
+def _rows_in(path: Path) -> int | None:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:
+        return None
+
+
+def _read_note(tables_dir: Path, cells: pd.DataFrame | None, catalogue_only: bool) -> str:
+    """How many cells (and rows) the report read, of how many the tables hold."""
+    if cells is None:
+        return "read no cells"
+    n = len(cells.drop_duplicates(CELL_KEYS)) if set(CELL_KEYS) <= set(cells.columns) \
+        else len(cells)
+    total_rows = _rows_in(tables_dir / "cells.parquet")
+    total_cells = _rows_in(tables_dir / "timing.parquet")
+    of = (f" of {total_cells:,} cells ({total_rows:,} rows) in the tables"
+          if total_rows is not None and total_cells is not None else "")
+    which = ("; the mutations' cells are read from their summaries" if catalogue_only
+             else "")
+    return f"read {n:,} cells ({len(cells):,} rows){of}{which}"
+
+
 def _with_labels(df: pd.DataFrame | None, add_label: bool = True) -> pd.DataFrame | None:
     if df is None:
         return None
@@ -93,15 +136,26 @@ def _with_labels(df: pd.DataFrame | None, add_label: bool = True) -> pd.DataFram
     return df
 
 
-def load_tables(tables_dir: Path) -> Tables:
-    """Read every table under ``tables_dir``; derive missing summaries from the cells."""
+def load_tables(tables_dir: Path, catalogue_only: bool = False) -> Tables:
+    """Read every table under ``tables_dir``; derive missing summaries from the cells.
+
+    Args:
+        tables_dir: the sweep's tables (``docs/tables.md``).
+        catalogue_only: read only the cells outside the mutations (the report's sections
+            show the mutations from their summaries), filtered while reading.
+
+    Returns:
+        The tables; ``read_note`` says how many cells were read.
+    """
     tables_dir = Path(tables_dir)
     t = Tables()
     if not tables_dir.is_dir():
         t.notes.append(f"the tables directory {tables_dir} does not exist")
         return t
     for name in TABLE_NAMES:
-        df = _read_parquet(tables_dir / f"{name}.parquet", t.notes)
+        path = tables_dir / f"{name}.parquet"
+        df = (_read_catalogue(path, t.notes) if name == "cells" and catalogue_only
+              else _read_parquet(path, t.notes))
         setattr(t, name, _with_labels(df, add_label=name not in ("cells", "timing")))
     for name in OPTIONAL_TABLES:  # absent when the sweep ran without mutations: no note
         if (tables_dir / f"{name}.parquet").is_file():
@@ -124,6 +178,8 @@ def load_tables(tables_dir: Path) -> Tables:
             t.cells = cells = None
     wanted = [n for n in ("detection", "localisation", "best_eps") if getattr(t, n) is None]
     if cells is not None and wanted:
+        if catalogue_only:  # best_eps needs the mutations: this rare case reads them all
+            cells = _with_labels(_read_parquet(tables_dir / "cells.parquet", []), False)
         try:
             derived = derive_summaries(cells)
         except (KeyError, ValueError, TypeError) as exc:
@@ -132,6 +188,7 @@ def load_tables(tables_dir: Path) -> Tables:
             for name in wanted:
                 setattr(t, name, _with_labels(derived[name]))
                 t.derived.add(name)
+    t.read_note = _read_note(tables_dir, t.cells, catalogue_only)
     return t
 
 
