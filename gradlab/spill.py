@@ -113,7 +113,8 @@ class Spill:
             import pyarrow as pa
 
             table = pa.concat_tables([pq.read_table(f) for f in sorted(folder.iterdir())])
-            df = typed_frame(table.to_pandas(), self.types)
+            # already typed (arrow_table); equal texts become one shared Python string
+            df = table.to_pandas(deduplicate_objects=True)
             del table
             yield key, df.sort_values(self.keys, kind="mergesort", na_position="last"
                                       ).reset_index(drop=True)
