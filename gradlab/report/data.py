@@ -88,15 +88,13 @@ def _read_catalogue(path: Path, notes: list[str]) -> pd.DataFrame | None:
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    if not path.is_file():
-        return _read_parquet(path, notes)
     try:
         dataset = ds.dataset(path, format="parquet")
         if "variant" not in dataset.schema.names:
             return _read_parquet(path, notes)
-        kept = ~pc.starts_with(ds.field("variant"), "mut:")
-        return dataset.to_table(filter=kept).to_pandas()
-    except Exception:  # a truncated or foreign file: the plain reader says what is wrong
+        table = dataset.to_table(filter=~pc.starts_with(ds.field("variant"), "mut:"))
+        return table.to_pandas(self_destruct=True, split_blocks=True)
+    except Exception:  # missing, truncated or foreign: the plain reader says what is wrong
         return _read_parquet(path, notes)
 
 
@@ -124,15 +122,21 @@ def _read_note(tables_dir: Path, cells: pd.DataFrame | None, catalogue_only: boo
     return f"read {n:,} cells ({len(cells):,} rows){of}{which}"
 
 
-def _with_labels(df: pd.DataFrame | None, add_label: bool = True) -> pd.DataFrame | None:
+def _text(s: pd.Series) -> pd.Series:
+    """The column as text; unchanged (no new strings) when it is text already."""
+    return s if pd.api.types.infer_dtype(s, skipna=False) == "string" else s.astype(str)
+
+
+def _with_labels(df: pd.DataFrame | None, add_label: bool = True, copy: bool = True
+                 ) -> pd.DataFrame | None:
     if df is None:
         return None
-    df = df.copy()
+    df = df.copy() if copy else df
     if add_label and "eps" in df.columns and "eps_label" not in df.columns:
         df["eps_label"] = [eps_label(e) for e in df["eps"]]
     for col in ("model", "dtype", "variant", "method", "eps_label"):
         if col in df.columns:
-            df[col] = df[col].astype(str)
+            df[col] = _text(df[col])
     return df
 
 
@@ -156,7 +160,8 @@ def load_tables(tables_dir: Path, catalogue_only: bool = False) -> Tables:
         path = tables_dir / f"{name}.parquet"
         df = (_read_catalogue(path, t.notes) if name == "cells" and catalogue_only
               else _read_parquet(path, t.notes))
-        setattr(t, name, _with_labels(df, add_label=name not in ("cells", "timing")))
+        setattr(t, name, _with_labels(df, add_label=name not in ("cells", "timing"),
+                                      copy=False))  # freshly read: ours to change
     for name in OPTIONAL_TABLES:  # absent when the sweep ran without mutations: no note
         if (tables_dir / f"{name}.parquet").is_file():
             setattr(t, name, _with_labels(_read_parquet(tables_dir / f"{name}.parquet",
@@ -198,8 +203,10 @@ def _col(df: pd.DataFrame, name: str, default: Any) -> pd.Series:
 
 def cell_frame(cells: pd.DataFrame) -> pd.DataFrame:
     """One row per cell (model x dtype x variant x seed x method x eps), blocks folded in."""
-    df = cells.copy()
-    df["block"] = _col(df, "block", "").astype(str)
+    used = [*CELL_KEYS, "block", "flagged", "in_truth", "cell_verdict", "expected", "status",
+            "error", "cell_difference", "eps_used"]
+    df = cells[[c for c in used if c in cells.columns]].copy()
+    df["block"] = _text(_col(df, "block", ""))
     df["_flag"] = _col(df, "flagged", False).fillna(False).astype(bool)
     df["_truth"] = _col(df, "in_truth", False).fillna(False).astype(bool)
     for name, default in (("cell_verdict", ""), ("expected", ""), ("status", "done"),
