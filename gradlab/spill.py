@@ -20,7 +20,7 @@ import pandas as pd
 
 __all__ = ["Spill", "RowGroupWriter", "ROW_GROUP_ROWS", "typed_frame", "arrow_table"]
 
-ROW_GROUP_ROWS = 262_144  # rows per row group of the big tables (cells, timing)
+ROW_GROUP_ROWS = 131_072  # rows per row group of the big tables (cells, timing)
 
 
 def arrow_table(columns: Mapping[str, list], types: Mapping[str, str]):

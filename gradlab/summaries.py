@@ -77,7 +77,6 @@ class Summaries:
         Args:
             cells: the rows of one model x dtype x variant (or whole model x dtype blocks).
         """
-        from . import trust as T
 
         if cells.empty:
             return
@@ -90,6 +89,15 @@ class Summaries:
         if block != self._block:
             self._finish_block()
             self._block = block
+        # every summary groups by method (or is a median, or sorts again): one method at a
+        # time keeps the copies below a quarter of the partition
+        for _, part in cells.groupby("method", sort=False):
+            self._add_rows(part)
+
+    def _add_rows(self, cells: pd.DataFrame) -> None:
+        """Take rows of one model x dtype (any variants and methods)."""
+        from . import trust as T
+
         cells = _labelled(cells)
         mutated = cells["variant"].str.startswith("mut:")
         is_file = cells["model_kind"] == "file"
@@ -140,7 +148,8 @@ class Summaries:
         self._parts["detection_limits"].append(curves)
         self._parts["trust"].append(settings)
         own = _concat(self._own)
-        if not own.empty:
+        if not own.empty:  # in the cells table's order, as the verdicts' tie-breaks expect
+            own = _sorted(own, [*CELL_KEYS, "block"])
             self._parts["models"].append(T.model_verdicts(own, settings))
         self._clean, self._ref, self._own, self._curves = [], [], [], []
 
