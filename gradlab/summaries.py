@@ -200,7 +200,7 @@ class Summaries:
                                   kind="mergesort")
                 .groupby(["model", "dtype", "method"], sort=True).head(1))
         models = p["models"] or [T.model_verdicts(pd.DataFrame(
-            columns=["model", "model_kind", "variant"]), pd.DataFrame())]
+            columns=["model", "model_kind", "dtype", "variant"]), pd.DataFrame())]
         out = {"detection": detection, "localisation": localisation,
                "best_eps": best[["model", "dtype", "method", "eps", "eps_label",
                                  "detection_rate", "false_alarm_rate"]],

@@ -181,6 +181,9 @@ def _write_big(cells_spill: Spill, timing_spill: Spill, out: Path, row_group_row
     """Write cells and timing partition by partition, the summaries from the same pass."""
     import math
 
+    import pyarrow as pa
+
+    pool = pa.default_memory_pool()
     acc = Summaries()
     counts = {"failed": 0, "inconclusive": 0, "non_finite": 0}
     seconds: list[float] = []
@@ -198,6 +201,8 @@ def _write_big(cells_spill: Spill, timing_spill: Spill, out: Path, row_group_row
             counts["inconclusive"] += int((per_cell["cell_verdict"] == "inconclusive").sum())
             counts["non_finite"] += int(cells.loc[cells["block_verdict"] == "non-finite",
                                                   CELL_KEYS].drop_duplicates().shape[0])
+            del cells, timing
+            pool.release_unused()  # hand the partition's buffers back, not keep them cached
         writers["cells"].close(typed_frame({c: [] for c in CELL_COLUMNS}, CELL_COLUMNS))
         writers["timing"].close(typed_frame({c: [] for c in TIMING_COLUMNS}, TIMING_COLUMNS))
         for name, df in acc.result().items():

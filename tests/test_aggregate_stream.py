@@ -161,3 +161,21 @@ def test_progress_lines(groups, tmp_path):
     assert lines[-2].startswith(f"read {len(files)}/{len(files)} group files: {n_cells:,} cells")
     assert lines[-1].startswith("wrote ") and f"{n_cells:,} cells" in lines[-1]
     assert json.loads((tmp_path / "run.json").read_text())["groups"] == len(files)
+
+
+def test_no_mutations_and_no_model_files(tmp_path):
+    """The summaries' empty cases (no mutation rows, no model file) match the plain code too,
+    through aggregate and through summarise on an in-memory table."""
+    from gradlab.summaries import summarise
+
+    cfg = normalise({"models": [{"kind": "seed-net"}], "variants": ["correct", "seed-bugs"],
+                     "mutations": "none", "seeds": [0, 1], "methods": ["central"],
+                     "epsilons": [1e-6, 1e-3]})
+    files = _real_groups(cfg, tmp_path / "g")
+    aggregate(files, cfg, tmp_path / "t", chunk_rows=7, row_group_rows=11)
+    got = _frames(tmp_path / "t")
+    want = plain_summarise(got["cells"])
+    for name, df in want.items():
+        assert_frame_equal(got[name], df, check_exact=True, obj=name)
+        assert_frame_equal(summarise(got["cells"])[name], df, check_exact=True, obj=name)
+    assert got["models"].empty and got["trust"].empty
