@@ -31,6 +31,7 @@ from .sweep import CELL_KEYS
 __all__ = ["Summaries", "summarise", "PARTITION"]
 
 PARTITION = ["model", "dtype", "variant"]
+BATCH_ROWS = 65_536  # partitions of a model x dtype summarised together up to this many rows
 KEYS = ["model", "dtype", "variant", "method", "eps_label"]
 SETTING = ["model", "dtype", "method", "eps_label"]
 
@@ -70,6 +71,8 @@ class Summaries:
         self._ref: list[pd.DataFrame] = []
         self._own: list[pd.DataFrame] = []
         self._curves: list[pd.DataFrame] = []
+        self._pending: list[pd.DataFrame] = []
+        self._pending_rows = 0
 
     def add(self, cells: pd.DataFrame) -> None:
         """Take one partition's rows (columns of ``CELL_COLUMNS``).
@@ -89,8 +92,22 @@ class Summaries:
         if block != self._block:
             self._finish_block()
             self._block = block
+        if self._pending_rows + len(cells) > BATCH_ROWS:
+            self._flush()
+        self._pending.append(cells)
+        self._pending_rows += len(cells)
+
+    def _flush(self) -> None:
+        """Summarise the partitions held back (small ones go together: fewer, larger calls)."""
+        if not self._pending:
+            return
+        cells = _concat(self._pending)
+        self._pending, self._pending_rows = [], 0
+        if len(cells) <= BATCH_ROWS:
+            self._add_rows(cells)
+            return
         # every summary groups by method (or is a median, or sorts again): one method at a
-        # time keeps the copies below a quarter of the partition
+        # time keeps the copies of a large partition below a fraction of it
         for _, part in cells.groupby("method", sort=False):
             self._add_rows(part)
 
@@ -138,6 +155,7 @@ class Summaries:
         """Finish the current model x dtype: step accuracy, settings to trust, verdicts."""
         from . import trust as T
 
+        self._flush()
         if self._block is None:
             return
         clean = _concat(self._clean)
