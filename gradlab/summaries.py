@@ -31,7 +31,7 @@ from .sweep import CELL_KEYS
 __all__ = ["Summaries", "summarise", "PARTITION"]
 
 PARTITION = ["model", "dtype", "variant"]
-BATCH_ROWS = 65_536  # partitions of a model x dtype summarised together up to this many rows
+BATCH_ROWS = 32_768  # partitions of a model x dtype summarised together up to this many rows
 KEYS = ["model", "dtype", "variant", "method", "eps_label"]
 SETTING = ["model", "dtype", "method", "eps_label"]
 
