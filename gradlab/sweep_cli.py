@@ -105,8 +105,8 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
 
     cfg = _config(args, load_models=False)
 
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
+    def log(line: str) -> None:  # progress on stdout: stderr is for the one error line
+        print(line, flush=True)
 
     run = aggregate(args.groups, cfg, args.out_dir, state=args.state, log=log)
     c = run["cells"]
