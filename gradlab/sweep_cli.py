@@ -1,7 +1,7 @@
 """The sweep's command-line commands (the Snakemake rules call these from ``shell:``).
 
 ``gradlab sweep-config``     validate a config, print it normalised with the grid's size
-``gradlab sweep-run``        run one group of cells (one dtype x seed x eps) into a JSON file
+``gradlab sweep-run``        run one group of cells (one dtype x seed) into a JSON file
 ``gradlab sweep-aggregate``  turn the group files into the Parquet tables and run.json
 ``gradlab report``           render the HTML report from the tables
 
@@ -74,27 +74,26 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .config import eps_label
     from .sweep import ensure_writable, run_group, write_group
 
-    dtype, seed, eps = parse_group_args(args.dtype, args.seed, args.eps)
+    dtype, seed, steps = parse_group_args(args.dtype, args.seed, args.eps)
     cfg = _config(args, load_models=False)
     ensure_writable(Path(args.out).parent, args.out)  # fail before the checks, not after
     started = time.time()
 
     def log(line: str) -> None:
-        print(line, file=sys.stderr)
+        print(line, file=sys.stderr, flush=True)
 
-    payload = run_group(cfg, dtype, seed, eps, log=log, cache_dir=args.cache,
-                        code_hash=args.code_hash)
+    payload = run_group(cfg, dtype, seed, steps, log=log, cache_dir=args.cache,
+                        code_hash=args.code_hash, progress=log)
     n = len(payload["timing"]["seconds"])
     c = payload["cells"]
-    cells = zip(c["model"], c["variant"], c["method"], c["status"], strict=True)
-    failed = len({(m, v, meth) for m, v, meth, status in cells if status == "failed"})
-    payload |= {"dtype": dtype, "seed": seed, "eps": eps_label(eps), "code_hash": args.code_hash,
+    cells = zip(c["model"], c["variant"], c["method"], c["eps"], c["status"], strict=True)
+    failed = len({cell[:4] for cell in cells if cell[4] == "failed"})
+    payload |= {"dtype": dtype, "seed": seed, "code_hash": args.code_hash,
                 "started": started, "finished": time.time()}
     write_group(args.out, payload)
-    print(f"group dtype={dtype} seed={seed} eps={eps_label(eps)}: {n} cells "
+    print(f"group dtype={dtype} seed={seed} ({len(payload['epsilons'])} steps): {n} cells "
           f"({payload['computed']} computed, {payload['reused']} reused, {failed} failed) "
           f"in {time.time() - started:.2f} s -> {args.out}")
     return 0
@@ -147,8 +146,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_group_args(dtype: str, seed: str | int, eps: str) -> tuple[str, int, float | str]:
+def parse_group_args(dtype: str, seed: str | int, eps: str | None = None
+                     ) -> tuple[str, int, list[float | str] | None]:
     """Validate a group's coordinates given on the command line.
+
+    Args:
+        dtype, seed: the group.
+        eps: comma-separated steps as in the tables (``1e-07,auto``); ``None``: every step of
+            the config.
+
+    Returns:
+        ``(dtype, seed, steps)`` with ``steps`` a list, or ``None`` for the config's.
 
     Raises:
         UsageError: unknown dtype, a seed that is not a whole number >= 0, a bad step.
@@ -163,14 +171,19 @@ def parse_group_args(dtype: str, seed: str | int, eps: str) -> tuple[str, int, f
             raise ValueError
     except ValueError:
         raise UsageError(f"--seed {seed!r}: give a whole number >= 0") from None
-    try:
-        value = parse_eps_label(eps)
-    except ValueError:
-        raise UsageError(f"--eps {eps!r}: give a positive step such as 1e-07, or auto") \
-            from None
-    if value != "auto" and not (math.isfinite(value) and value > 0):
-        raise UsageError(f"--eps {eps!r}: give a positive step such as 1e-07, or auto")
-    return dtype, seed_value, value
+    if eps is None:
+        return dtype, seed_value, None
+    steps: list[float | str] = []
+    for text in eps.split(","):
+        try:
+            value = parse_eps_label(text.strip())
+        except ValueError:
+            value = math.nan
+        if value != "auto" and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"--eps {eps!r}: give positive steps such as 1e-07 (several: "
+                             "1e-03,1e-07), or auto")
+        steps.append(value)
+    return dtype, seed_value, steps
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -183,14 +196,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     cfg.set_defaults(handler=_cmd_config)
 
     run = sub.add_parser(
-        "sweep-run", help="run one group of sweep cells (one dtype x seed x eps)",
-        description="Check every model x variant x method of the config at one dtype, seed and "
-                    "step, and write the rows as one JSON group file (atomically). A cell whose "
-                    "model raises is recorded as failed with its reason; the rest still run.")
+        "sweep-run", help="run one group of sweep cells (one dtype x seed)",
+        description="Check every model x variant x step x method of the config at one dtype "
+                    "and seed, and write the rows as one JSON group file (atomically). A cell "
+                    "whose model raises is recorded as failed with its reason; the rest still "
+                    "run. Progress goes to stderr, one line per model.")
     _add_config(run)
     run.add_argument("--dtype", required=True, help="float64 or float32")
     run.add_argument("--seed", required=True, help="the seed (a whole number >= 0)")
-    run.add_argument("--eps", required=True, help="the step as in file names (1e-07) or auto")
+    run.add_argument("--eps", default=None, metavar="STEPS",
+                     help="only these steps, comma-separated as in the tables (1e-07,auto); "
+                          "default: every step of the config")
     run.add_argument("--out", required=True, metavar="FILE", help="the group file to write")
     run.add_argument("--cache", metavar="DIR", default=None,
                      help="keep each model's cells in a cache file there and reuse them, so a "

@@ -189,13 +189,17 @@ def aggregate(files: Iterable[str | Path], cfg: Mapping[str, Any], out_dir: str 
     finished = time.time()
     cfg = normalise(cfg, load_models=False)
     planned = {group_path(*k) for k in group_keys(cfg)}
+    steps = [eps_label(e) for e in cfg["epsilons"]]
     groups = {}
     for f in files:
         data = read_group(f)
-        key = group_path(data["dtype"], data["seed"], data["eps"])
+        key = group_path(data["dtype"], data["seed"])
         if key not in planned:
-            raise GradlabError(f"group file {f} (dtype {data['dtype']}, seed {data['seed']}, "
-                               f"eps {data['eps']}) is not part of the config's grid")
+            raise GradlabError(f"group file {f} (dtype {data['dtype']}, seed {data['seed']}) "
+                               "is not part of the config's grid")
+        if data["epsilons"] != steps:
+            raise GradlabError(f"group file {f} has the steps {', '.join(data['epsilons'])}, "
+                               f"the config {', '.join(steps)}; rerun it")
         groups[key] = data
     missing = sorted(planned - set(groups))
     if missing:

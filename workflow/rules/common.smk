@@ -35,4 +35,3 @@ REPORT_HASH = source_hash("report")
 wildcard_constraints:
     dtype="float32|float64",
     seed=r"\d+",
-    eps=r"auto|[0-9][0-9.e+-]*",
