@@ -36,7 +36,7 @@ from .finite_diff import (
 )
 from .judge import BlockInput, factor_hints, judge_block
 from .localise import judge_screened
-from .prepare import Estimate, Run, prepare
+from .prepare import Estimate, Run, prepare, share_costs
 from .probes import block_noise, choose_steps, probe_coordinates
 from .problem import CostFn, GradFn, Problem
 from .result import BlockResult, CheckResult, relative_difference
@@ -156,6 +156,8 @@ def check_problem(
     run = prepare(problem, engine)
     if not np.isfinite(run.j0):
         return _nonfinite_result(run, meth, started)
+    if estimates is not None:  # the same cost at the same point: each perturbed cost once
+        share_costs(run, estimates.setdefault("costs", {}))
     key = (method, eps, seed, localise)
     est = estimates.get(key) if estimates is not None else None
     if est is None:

@@ -20,7 +20,7 @@ from .finite_diff import Method, loop_costs
 from .params import GradientKeyError, Layout
 from .problem import Problem
 
-__all__ = ["ENGINES", "Counter", "Run", "Estimate", "prepare"]
+__all__ = ["ENGINES", "Counter", "Memo", "Run", "Estimate", "prepare", "share_costs"]
 
 ENGINES = ("auto", "loop", "fast")
 
@@ -45,6 +45,51 @@ class Counter:
     def __call__(self, theta, steps, indices):
         self.count += len(steps) * len(indices)
         return self.fn(theta, steps, indices)
+
+
+class Memo:
+    """Remembers an evaluator's costs ``J(theta + step e_i)`` by (step, index), so that checks
+    of the same cost at the same point (the variants and mutations of one model, sharing
+    their ``estimates``) compute each perturbed cost once. Asks the evaluator only for the
+    steps and indices it has not seen, in one call.
+    """
+
+    def __init__(self, fn, store: dict):
+        self.fn, self.store = fn, store
+
+    def __call__(self, theta, steps, indices):
+        steps = np.asarray(steps).reshape(-1)
+        indices = np.asarray(indices, dtype=np.intp).reshape(-1)
+        keys = [s.item() for s in steps]
+        store = self.store
+        missing = [(s, i) for s in dict.fromkeys(keys) for i in indices.tolist()
+                   if (s, i) not in store]
+        if missing:
+            new_steps = list(dict.fromkeys(s for s, _ in missing))
+            new_idx = np.array(list(dict.fromkeys(i for _, i in missing)), dtype=np.intp)
+            table = self.fn(theta, np.array(new_steps, dtype=steps.dtype), new_idx)
+            for row, s in zip(table, new_steps, strict=True):
+                for i, value in zip(new_idx.tolist(), row, strict=True):
+                    store.setdefault((s, i), value)  # a numpy scalar: keeps its dtype
+        out = np.array([[store[(s, i)] for i in indices.tolist()] for s in keys])
+        return out.reshape(len(keys), indices.size)
+
+
+def share_costs(run: Run, store: dict) -> None:
+    """Let a check reuse the costs other checks of the same cost at the same point computed
+    (kept in ``store``): the re-check evaluator's by (step, index), the plain cost's by the
+    exact point (the Taylor test's). The values are the ones a fresh evaluation gives."""
+    run.rechecker.fn = Memo(run.rechecker.fn, store.setdefault("perturbed", {}))
+    points = store.setdefault("points", {})
+    cost = run.flat_cost
+
+    def flat_cost(vec: np.ndarray):
+        key = (vec.dtype.str, vec.tobytes())
+        if key not in points:
+            points[key] = cost(vec)
+        return points[key]
+
+    run.flat_cost = flat_cost
 
 
 def _evaluator(problem: Problem, layout: Layout, engine: str):
