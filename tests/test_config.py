@@ -283,7 +283,7 @@ def test_cli_shows_the_normalised_config(tmp_path):
                           str(config)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     shown = json.loads(out.stdout)
-    assert shown["groups"] == 3 * 2
+    assert shown["groups"] == 3  # one per dtype x seed, every step inside
     # seed 0: seed-net 2 variants + linear1d 1, each + reference + sign; seeds 1, 2: 2 + 1
     assert shown["cells"] == 2 * ((2 + 2) + (1 + 2)) + 2 * 2 * (2 + 1)
     assert shown["config"]["mutations"] == {"kinds": ["sign"], "seeds": 1, "sizes": []}
