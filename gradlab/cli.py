@@ -123,12 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     var = sub.add_parser("variants", help="list the bug catalogue",
                          description="List the injected-bug variants of the built-in networks.")
     var.add_argument("--json", action="store_true", help="print JSON")
-    try:
-        from . import sweep_cli
-    except ImportError:  # pragma: no cover - the sweep commands are optional at import time
-        sweep_cli = None
-    if sweep_cli is not None:
-        sweep_cli.register(sub)
+    from . import sweep_cli  # light at import; each sweep command checks the sweep extra
+
+    sweep_cli.register(sub)
     return parser
 
 

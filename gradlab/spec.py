@@ -10,6 +10,7 @@ import numpy as np
 
 from .bugs import get_bug, ground_truth
 from .errors import UsageError
+from .fast import attach
 from .models import linear1d
 from .models.byo import byo_problem
 from .models.mlp import MLP, seed_net
@@ -108,10 +109,6 @@ def build_problem(spec: ModelSpec) -> Problem:
         gradients=gradients, complex_safe=True, source=spec.model,
         info={"network": net, "bug": bug, "factor_hints": hints},
     )
-    try:
-        from .fast import attach  # the fast engine, when present
-    except ImportError:  # pragma: no cover - before the fast engine exists
-        return problem
     attach(problem, net)
     return problem
 

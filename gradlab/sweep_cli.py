@@ -12,16 +12,57 @@ exit code 2; the commands never leave a half-written output behind.
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .errors import GradlabError, UsageError
 
-__all__ = ["register", "load_config_file", "parse_group_args"]
+__all__ = ["register", "load_config_file", "parse_group_args", "SWEEP_MODULES",
+           "require_sweep_extra"]
+
+#: What the sweep extra (``pip install 'gradlab[sweep]'``) provides: import name -> package.
+SWEEP_MODULES = {"pandas": "pandas", "pyarrow": "pyarrow", "yaml": "pyyaml",
+                 "jinja2": "jinja2", "matplotlib": "matplotlib"}
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a finder that refuses it (as when the module is blocked)
+        return False
+
+
+def require_sweep_extra(command: str) -> None:
+    """Check that the sweep extra is installed before a sweep command runs.
+
+    Args:
+        command: the command's name, for the message.
+
+    Raises:
+        UsageError: one line naming the missing packages and the install command.
+    """
+    missing = [pkg for mod, pkg in SWEEP_MODULES.items() if not _importable(mod)]
+    if missing:
+        raise UsageError(f"gradlab {command} needs the sweep extra (missing: "
+                         f"{', '.join(missing)}); install it with: pip install 'gradlab[sweep]' "
+                         "(in a clone: pip install -e '.[sweep]')")
+
+
+def _needs_sweep_extra(command: str, handler: Callable[[argparse.Namespace], int]
+                       ) -> Callable[[argparse.Namespace], int]:
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        require_sweep_extra(command)
+        return handler(args)
+
+    return run
 
 
 def load_config_file(path: str | Path) -> Any:
@@ -113,6 +154,7 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import os
 
+    from .report import build_report
     from .sweep import ensure_writable
 
     tables = Path(args.tables)
@@ -126,10 +168,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
     ensure_writable(out.parent, out)  # before the report is built, not after
     if figures is not None:
         ensure_writable(figures)
-    try:
-        from .report import build_report
-    except ImportError as exc:
-        raise GradlabError(f"the report module cannot be imported ({exc})") from None
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}{out.suffix}")
     try:
         written = Path(build_report(tables, tmp, args.title, figures))
@@ -193,7 +231,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Validate a sweep config (the same checks the workflow makes before any "
                     "job runs) and print it normalised, with the number of groups and cells.")
     _add_config(cfg)
-    cfg.set_defaults(handler=_cmd_config)
+    cfg.set_defaults(handler=_needs_sweep_extra("sweep-config", _cmd_config))
 
     run = sub.add_parser(
         "sweep-run", help="run one group of sweep cells (one dtype x seed)",
@@ -213,7 +251,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "rerun computes only cells it has not computed (default: no cache)")
     run.add_argument("--code-hash", default="",
                      help="hash of gradlab's source, recorded in the group file")
-    run.set_defaults(handler=_cmd_run)
+    run.set_defaults(handler=_needs_sweep_extra("sweep-run", _cmd_run))
 
     agg = sub.add_parser(
         "sweep-aggregate", help="build the sweep's tables from its group files",
@@ -226,7 +264,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="remembers which groups the last aggregation saw (for the computed / "
                           "reused counts in run.json)")
     agg.add_argument("groups", nargs="+", metavar="GROUP", help="group files from sweep-run")
-    agg.set_defaults(handler=_cmd_aggregate)
+    agg.set_defaults(handler=_needs_sweep_extra("sweep-aggregate", _cmd_aggregate))
 
     rep = sub.add_parser(
         "report", help="render the sweep's HTML report",
@@ -236,4 +274,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--title", required=True, help="the report's title")
     rep.add_argument("--figures-dir", metavar="DIR", default=None,
                      help="also write the figures there as PNG files")
-    rep.set_defaults(handler=_cmd_report)
+    rep.set_defaults(handler=_needs_sweep_extra("report", _cmd_report))

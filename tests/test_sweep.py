@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import subprocess
 import sys
@@ -99,8 +98,8 @@ def test_grid_counts_and_groups(tmp_path):
     assert [k[0] for k in group_keys(f32)] == ["float32", "float64"]
 
 
-def test_default_grid_size():
-    os.chdir(ROOT)
+def test_default_grid_size(monkeypatch):
+    monkeypatch.chdir(ROOT)
     cfg = normalise({})
     assert len(group_keys(cfg)) == 10
     # 12 steps x 4 methods x (10 seeds x (18 + 18 catalogue variants + linear1d + my_model)

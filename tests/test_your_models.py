@@ -12,6 +12,7 @@ jobs Snakemake would start.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -146,14 +147,8 @@ def test_curves_exist_and_the_stated_limit_holds_for_the_correct_model(sweep):
 
 
 def _cells_of(cfg: dict, wf: Path) -> int:
-    import os
-
-    here = os.getcwd()
-    os.chdir(wf)
-    try:
+    with contextlib.chdir(wf):
         return count_cells(normalise(cfg))
-    finally:
-        os.chdir(here)
 
 
 def test_reruns_compute_only_the_new_cells(sweep):
