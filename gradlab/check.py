@@ -58,7 +58,7 @@ def _estimate(run: Run, meth: Method, eps: float | str, seed: int, localise: str
             eps = "auto" if eps == "auto" or eps < 1e-12 else eps
     j0 = float(np.real(j0))
     blocks = list(run.layout.slices().values())
-    radius = getattr(run.problem.fast, "kink_radius", None)
+    radius = run.problem.kink_radius()
     coords = probe_coordinates(blocks, theta, seed, radius)
     if eps == "auto":
         steps = choose_steps(meth, run.counter, theta, j0, coords)
