@@ -41,6 +41,7 @@ from .probes import block_noise, choose_steps, probe_coordinates
 from .problem import CostFn, GradFn, Problem
 from .result import BlockResult, CheckResult, relative_difference
 from .verdict import TOLERANCES, noise_bound
+from .vocab import step_problem
 
 __all__ = ["check", "check_problem", "assert_gradients"]
 
@@ -197,8 +198,7 @@ def _method(method: str, eps: float | str, threshold: float | None) -> Method:
         meth = get_method(method)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if eps != "auto" and (isinstance(eps, bool) or not isinstance(eps, int | float)
-                          or not np.isfinite(eps) or eps <= 0):
+    if (isinstance(eps, str) and eps != "auto") or step_problem(eps)[1]:  # no text here
         raise UsageError(f"eps must be a positive number or 'auto', got {eps!r}")
     if threshold is not None and not (isinstance(threshold, int | float) and threshold > 0):
         raise UsageError(f"threshold must be a positive number, got {threshold!r}")
