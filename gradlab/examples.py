@@ -9,23 +9,26 @@
   (seed-bugs on a seed-net model when there is one), recomputed to keep the per-element
   gradient and estimate of its failing blocks, and compared with its rows in ``cells.parquet``.
 
-``gradlab sweep-examples`` writes them after the aggregation; the report only reads them.
+``gradlab sweep-examples`` writes them after the aggregation; the report only reads them (it
+imports :data:`EXAMPLE_TABLES` and :func:`v_bottoms` from here: the checker is imported only by
+the functions that run checks).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .atomic import atomic_write
-from .check import check_problem
-from .result import CheckResult
-from .spec import ModelSpec, build_problem, truth_of
 from .vocab import CELL_KEYS, default_method, eps_label, model_spec
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .result import CheckResult
+    from .spec import ModelSpec
 
 __all__ = ["SEED_EPS", "SEED_THRESHOLD", "SEED_PUBLISHED", "TRAP_EPS", "EXAMPLE_TABLES",
            "seed_tables", "case_table", "v_bottoms", "write_examples"]
@@ -48,6 +51,8 @@ _CASES = (  # (what the report calls it, model, variant, truth)
 
 
 def _seed_check(problem, eps: float = SEED_EPS) -> CheckResult:
+    from .check import check_problem
+
     return check_problem(problem, method="central", eps=eps, engine="loop")
 
 
@@ -58,6 +63,8 @@ def seed_tables() -> dict[str, pd.DataFrame]:
         ``{"seed": one row per case, "seed_blocks": the buggy net's blocks, "seed_trap":
         difference against eps}`` (columns in ``docs/tables.md``).
     """
+    from .spec import ModelSpec, build_problem, truth_of
+
     problems = {(m, v): build_problem(ModelSpec(m, variant=v)) for _, m, v, _ in _CASES}
     rows = []
     for case, model, variant, expected in _CASES:
@@ -157,6 +164,9 @@ def case_table(cells: pd.DataFrame, best_eps: pd.DataFrame,
     Returns:
         One row per block (a single row with ``error`` when the case cannot be recomputed).
     """
+    from .check import check_problem
+    from .spec import ModelSpec, build_problem, truth_of
+
     cells = cells[~cells["variant"].str.startswith("mut:")]
     picked = _pick(cells, {str(m["name"]): m for m in models})
     if picked is None:

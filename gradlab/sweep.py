@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write
+from .atomic import atomic_write, ensure_writable
 from .config import dumps
 from .errors import GradlabError, one_line
 from .vocab import CELL_KEYS, eps_label, model_spec
@@ -35,6 +35,8 @@ __all__ = [
     "CELL_COLUMNS", "TIMING_COLUMNS", "GROUP_PATTERN", "CACHE_DIR", "group_keys", "group_path",
     "check_params", "worker_limits", "mutated_seeds", "model_variants", "cells_of_group",
     "count_cells", "run_group", "write_group", "read_group",
+    # re-exported for code written before gradlab.vocab / gradlab.atomic (import from there)
+    "CELL_KEYS", "atomic_write", "ensure_writable",
 ]
 
 GROUP_PATTERN = "results/cells/{dtype}/seed{seed}/eps{eps}.json"
