@@ -16,23 +16,18 @@ import math
 import sys
 from collections.abc import Sequence
 
+from .vocab import DEFAULT_METHOD, DTYPE_NAMES, METHOD_NAMES, step_problem
+
 __all__ = ["main", "build_parser", "EXIT"]
 
 EXIT = {"ok": 0, "bug": 1, "usage": 2, "inconclusive": 3}
-METHOD_NAMES = ("forward", "central", "five-point", "complex-step")
 
 
 def _eps(text: str) -> float | str:
-    if text == "auto":
-        return "auto"
-    try:
-        value = float(text)
-    except ValueError:
+    value, problem = step_problem(text)
+    if problem:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number; give a positive step such as 1e-7, or 'auto'"
-        ) from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the step must be a positive finite number")
+            f"{text!r} {problem}; give a positive step such as 1e-7, or 'auto'")
     return value
 
 
@@ -71,7 +66,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-prob", type=float, default=1.0,
                    help="inverted-dropout keep probability in (0, 1]; the mask is drawn once "
                         "from --seed and held fixed (1 = off)")
-    p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+    p.add_argument("--dtype", choices=DTYPE_NAMES, default="float64",
                    help="precision of the built-in models; default float64")
 
 
@@ -94,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chk.add_argument("model", metavar="MODEL", help="linear1d, seed-net, mlp, or a .py file")
     _add_model_options(chk)
-    chk.add_argument("--method", choices=METHOD_NAMES, default="central",
+    chk.add_argument("--method", choices=METHOD_NAMES, default=DEFAULT_METHOD,
                      help="finite-difference method; default central")
     chk.add_argument("--eps", type=_eps, default="auto",
                      help="step size, or 'auto' to choose it (default)")

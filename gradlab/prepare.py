@@ -109,9 +109,9 @@ def _evaluator(problem: Problem, layout: Layout, engine: str):
         value = problem.cost(layout.unflatten(vec), problem.X, problem.Y)
         return _scalar(value, _cost_name(problem))
 
-    if engine == "fast" or (engine == "auto" and problem.fast is not None
-                            and not getattr(problem.fast, "tiny", False)):
-        return flat_cost, problem.fast.costs, getattr(problem.fast, "name", "fast")
+    fast = problem.fast
+    if fast is not None and (engine == "fast" or (engine == "auto" and not fast.tiny)):
+        return flat_cost, fast.costs, fast.name
     if engine == "auto":  # bring-your-own: its cost_batch, else the loop on all cores if it pays
         from .fast import generic_evaluator
 

@@ -15,11 +15,12 @@ from .models import linear1d
 from .models.byo import byo_problem
 from .models.mlp import MLP, seed_net
 from .problem import Problem
+from .vocab import DTYPE_NAMES
 
 __all__ = ["ModelSpec", "build_problem", "truth_of", "parse_dims", "BUILTIN_MODELS", "DTYPES"]
 
 BUILTIN_MODELS = ("linear1d", "seed-net", "mlp")
-DTYPES = {"float64": np.float64, "float32": np.float32}
+DTYPES = {name: np.dtype(name).type for name in DTYPE_NAMES}
 
 
 @dataclass(frozen=True)

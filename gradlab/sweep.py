@@ -13,7 +13,7 @@ computes only the cells it has not seen: adding a model, step, method, mutation 
 computes only those cells; removing one computes nothing; a new seed is a new group.
 
 A cell whose model raises or misbehaves is recorded with ``status == "failed"`` and the reason;
-every other cell still runs. All files are written atomically (temp file + ``os.replace``) and
+every other cell still runs. All files are written atomically (:mod:`gradlab.atomic`) and
 every table is sorted by its key columns, so the bytes do not depend on job order.
 """
 
@@ -21,25 +21,26 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import dumps, eps_label
+from .atomic import atomic_write, ensure_writable
+from .config import dumps
 from .errors import GradlabError, one_line
+from .vocab import CELL_KEYS, eps_label, model_spec
 
 __all__ = [
-    "CELL_COLUMNS", "TIMING_COLUMNS", "CELL_KEYS", "GROUP_PATTERN", "CACHE_DIR", "group_keys",
-    "group_path", "check_params", "worker_limits", "mutated_seeds", "model_variants",
-    "cells_of_group", "count_cells", "run_group", "write_group", "read_group", "atomic_write",
-    "ensure_writable",
+    "CELL_COLUMNS", "TIMING_COLUMNS", "GROUP_PATTERN", "CACHE_DIR", "group_keys", "group_path",
+    "check_params", "worker_limits", "mutated_seeds", "model_variants", "cells_of_group",
+    "count_cells", "run_group", "write_group", "read_group",
+    # re-exported for code written before gradlab.vocab / gradlab.atomic (import from there)
+    "CELL_KEYS", "atomic_write", "ensure_writable",
 ]
 
 GROUP_PATTERN = "results/cells/{dtype}/seed{seed}.json"
 CACHE_DIR = "results/cache"
-CELL_KEYS = ["model", "dtype", "variant", "seed", "method", "eps"]
 CELL_COLUMNS = {  # name -> pandas dtype, in table order (docs/tables.md)
     "model": "string", "model_kind": "string", "dtype": "string", "variant": "string",
     "seed": "int64", "method": "string", "eps": "float64", "eps_used": "float64",
@@ -126,18 +127,6 @@ def worker_limits(cfg: Mapping[str, Any]):
     return Limits(limits.get("seconds_per_check") or DEFAULT_SECONDS, limits.get("memory_mb"))
 
 
-def _spec(model: Mapping[str, Any], variant: str, seed: int, dtype: str):
-    from .spec import ModelSpec
-
-    kind = model["kind"]
-    name = {"file": model["path"], "linear1d": "linear1d"}.get(kind, kind)
-    extra = {}
-    if kind == "mlp":
-        extra = {"dims": tuple(model["dims"]), "examples": model["examples"]}
-    return ModelSpec(model=name, variant=variant, seed=seed, dtype=dtype,
-                     lambd=model["lambda"] or 0.0, keep_prob=model["keep_prob"] or 1.0, **extra)
-
-
 _NO_MUTATION = {"mutation": "", "mutation_size": math.nan, "reference_error": math.nan}
 
 
@@ -203,9 +192,9 @@ def _check_cells(model: Mapping[str, Any], todo: Mapping[str, list[tuple[str, st
     """Run the (variant, method) cells of one model at each step (``todo``: eps label ->
     cells); ``{eps label: {"variant|method": record}}``. Each runner variant is built (and a
     model file's worker started) once for every step."""
-    from .config import parse_eps_label
     from .mutations import PREFIX
     from .runner import open_model
+    from .vocab import parse_eps_label
 
     limits, threshold = worker_limits(grid), grid["verdict"]["threshold"]
     shared: dict = {}  # estimates of the same cost, shared by its variants (per method and eps)
@@ -213,7 +202,7 @@ def _check_cells(model: Mapping[str, Any], todo: Mapping[str, list[tuple[str, st
                  for cells in todo.values() for v, _ in cells}
     out: dict[str, dict[str, dict]] = {label: {} for label in todo}
     for runner_variant in dict.fromkeys(runner_of.values()):
-        spec = _spec(model, runner_variant, int(seed), dtype)
+        spec = model_spec(model, runner_variant, int(seed), dtype)
         # a model file runs in a worker process: its crash, exit or hang fails its own cells
         with open_model(spec, limits, estimates=shared) as runner:
             blocks, truth, build_error = [("", 0)], {}, ""
@@ -304,7 +293,8 @@ def run_group(grid: Mapping[str, Any], dtype: str, seed: int,
         block ``""`` when the model could not even be built), the CPU seconds the computed
         checks took, the numbers of cells computed and taken from the cache, and the steps.
     """
-    from .config import parse_eps_label, source_hash
+    from .config import source_hash
+    from .vocab import parse_eps_label
 
     labels = _steps_of(grid, eps)
     rows: dict[str, list] = {c: [] for c in CELL_COLUMNS}
@@ -354,52 +344,6 @@ def run_group(grid: Mapping[str, Any], dtype: str, seed: int,
 
 
 # ----------------------------------------------------------------------------- files
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Write ``path`` through ``write(tmp)`` and ``os.replace``; never leave it half-written.
-
-    Raises:
-        GradlabError: the directory cannot be created or written.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise GradlabError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def ensure_writable(directory: str | Path, target: str | Path | None = None) -> Path:
-    """Create ``directory`` if needed and prove a file can be created in it (then remove it).
-
-    Called before long work, so an unwritable output fails at once and writes nothing.
-
-    Raises:
-        GradlabError: ``cannot write TARGET: reason`` (``target`` defaults to the directory).
-    """
-    import tempfile
-
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise GradlabError(f"cannot write {target or directory}: {directory} is not a directory")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".gradlab-probe", dir=directory)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise GradlabError(f"cannot write {target or directory}: {exc.strerror or exc}") \
-            from None
-    return directory
-
-
 def write_group(path: str | Path, payload: Mapping[str, Any]) -> Path:
     """Write a group's JSON atomically."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
@@ -421,13 +365,3 @@ def read_group(path: str | Path) -> dict[str, Any]:
         raise GradlabError(f"group file {path} cannot be read ({one_line(exc)}); "
                            "delete it and rerun") from None
 
-
-
-
-def __getattr__(name: str):
-    """``aggregate`` and ``summarise`` live in :mod:`gradlab.tables` (imported on use)."""
-    if name in ("aggregate", "summarise"):
-        from . import tables
-
-        return getattr(tables, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

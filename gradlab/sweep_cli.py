@@ -3,6 +3,7 @@
 ``gradlab sweep-config``     validate a config, print it normalised with the grid's size
 ``gradlab sweep-run``        run one group of cells (one dtype x seed) into a JSON file
 ``gradlab sweep-aggregate``  turn the group files into the Parquet tables and run.json
+``gradlab sweep-examples``   compute the report's worked examples into tables
 ``gradlab report``           render the HTML report from the tables
 
 Bad input (a config error, a missing file, an unwritable directory) is one line on stderr and
@@ -15,14 +16,13 @@ import argparse
 import functools
 import importlib.util
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import GradlabError, UsageError
+from .errors import UsageError
 
 __all__ = ["register", "load_config_file", "parse_group_args", "SWEEP_MODULES",
            "require_sweep_extra"]
@@ -115,7 +115,8 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .sweep import ensure_writable, run_group, write_group
+    from .atomic import ensure_writable
+    from .sweep import run_group, write_group
 
     dtype, seed, steps = parse_group_args(args.dtype, args.seed, args.eps)
     cfg = _config(args, load_models=False)
@@ -151,11 +152,23 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    import os
+def _cmd_examples(args: argparse.Namespace) -> int:
+    from .examples import write_examples
 
+    cfg = _config(args, load_models=False)
+    tables = Path(args.tables)
+    for name in ("cells", "best_eps"):
+        if not (tables / f"{name}.parquet").is_file():
+            raise UsageError(f"--tables {tables}: no {name}.parquet there; run "
+                             "gradlab sweep-aggregate first")
+    written = write_examples(tables, cfg)
+    print(f"{len(written)} example tables -> {tables}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .atomic import ensure_writable
     from .report import build_report
-    from .sweep import ensure_writable
 
     tables = Path(args.tables)
     if not (tables / "cells.parquet").is_file():
@@ -168,18 +181,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     ensure_writable(out.parent, out)  # before the report is built, not after
     if figures is not None:
         ensure_writable(figures)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}{out.suffix}")
-    try:
-        written = Path(build_report(tables, tmp, args.title, figures))
-        os.replace(written, out)
-    except OSError as exc:  # name the figure that failed, else the report (not its temp file)
-        name = exc.filename2 or exc.filename  # a rename's target, else the file
-        failed = Path(str(name)) if name else tmp
-        where = out if failed.parent == tmp.parent else failed
-        raise GradlabError(f"cannot write {where}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    build_report(tables, out, args.title, figures)  # atomic; a failure names its file
     print(f"report -> {out}")
     return 0
 
@@ -199,10 +201,10 @@ def parse_group_args(dtype: str, seed: str | int, eps: str | None = None
     Raises:
         UsageError: unknown dtype, a seed that is not a whole number >= 0, a bad step.
     """
-    from .config import DTYPES, parse_eps_label
+    from .vocab import DTYPE_NAMES, step_problem
 
-    if dtype not in DTYPES:
-        raise UsageError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    if dtype not in DTYPE_NAMES:
+        raise UsageError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPE_NAMES)}")
     try:
         seed_value = int(seed)
         if seed_value < 0:
@@ -213,19 +215,17 @@ def parse_group_args(dtype: str, seed: str | int, eps: str | None = None
         return dtype, seed_value, None
     steps: list[float | str] = []
     for text in eps.split(","):
-        try:
-            value = parse_eps_label(text.strip())
-        except ValueError:
-            value = math.nan
-        if value != "auto" and not (math.isfinite(value) and value > 0):
-            raise UsageError(f"--eps {eps!r}: give positive steps such as 1e-07 (several: "
-                             "1e-03,1e-07), or auto")
+        value, problem = step_problem(text.strip())
+        if problem:
+            raise UsageError(f"--eps {eps!r}: {text.strip()!r} {problem}; give positive steps "
+                             "such as 1e-07 (several: 1e-03,1e-07), or auto")
         steps.append(value)
     return dtype, seed_value, steps
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``sweep-config``, ``sweep-run``, ``sweep-aggregate`` and ``report`` to the CLI."""
+    """Add ``sweep-config``, ``sweep-run``, ``sweep-aggregate``, ``sweep-examples`` and
+    ``report`` to the CLI."""
     cfg = sub.add_parser(
         "sweep-config", help="validate a sweep config and show it normalised",
         description="Validate a sweep config (the same checks the workflow makes before any "
@@ -265,6 +265,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "reused counts in run.json)")
     agg.add_argument("groups", nargs="+", metavar="GROUP", help="group files from sweep-run")
     agg.set_defaults(handler=_needs_sweep_extra("sweep-aggregate", _cmd_aggregate))
+
+    ex = sub.add_parser(
+        "sweep-examples", help="compute the report's worked examples as tables",
+        description="Reproduce the seed exercise and recompute one flagged cell element by "
+                    "element; write seed.parquet, seed_blocks.parquet, seed_trap.parquet and "
+                    "case.parquet next to the tables (see docs/tables.md).")
+    _add_config(ex)
+    ex.add_argument("--tables", required=True, metavar="DIR",
+                    help="the tables directory (with cells.parquet and best_eps.parquet)")
+    ex.set_defaults(handler=_needs_sweep_extra("sweep-examples", _cmd_examples))
 
     rep = sub.add_parser(
         "report", help="render the sweep's HTML report",

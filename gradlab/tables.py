@@ -15,19 +15,18 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import eps_label, normalise
+from .atomic import atomic_write, ensure_writable
+from .config import normalise
 from .errors import GradlabError
 from .sweep import (
     CELL_COLUMNS,
-    CELL_KEYS,
     TIMING_COLUMNS,
-    atomic_write,
     count_cells,
-    ensure_writable,
     group_keys,
     group_path,
     read_group,
 )
+from .vocab import CELL_KEYS, eps_label
 
 __all__ = ["aggregate", "summarise", "TABLES"]
 

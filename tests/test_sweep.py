@@ -12,13 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from gradlab.atomic import atomic_write
 from gradlab.config import normalise
 from gradlab.errors import GradlabError
 from gradlab.sweep import (
     CELL_COLUMNS,
     TIMING_COLUMNS,
-    aggregate,
-    atomic_write,
     cells_of_group,
     check_params,
     count_cells,
@@ -29,6 +28,7 @@ from gradlab.sweep import (
     write_group,
 )
 from gradlab.sweep_cli import parse_group_args
+from gradlab.tables import aggregate
 
 ROOT = Path(__file__).resolve().parents[1]
 
