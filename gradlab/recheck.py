@@ -204,15 +204,8 @@ def _column_noise(column: bytes, floor: float) -> float:
 
 
 def _evaluate(costs: Evaluator, theta: np.ndarray, idx: np.ndarray, wanted: list) -> dict:
-    """``{step: J(theta + step e_i) for each suspect i}``: the real steps and the complex ones
-    in one call each (when small enough), so that real steps never take a complex path."""
-    out: dict = {}
-    for part in ([s for s in wanted if not isinstance(s, complex)],
-                 [s for s in wanted if isinstance(s, complex)]):
-        if not part:
-            continue
-        if len(part) * idx.size <= _BATCH:
-            out |= dict(zip(part, costs(theta, np.array(part), idx), strict=True))
-        else:
-            out |= {s: costs(theta, np.array([s]), idx)[0] for s in part}
-    return out
+    """``{step: J(theta + step e_i) for each suspect i}`` (one call when small enough)."""
+    if len(wanted) * idx.size <= _BATCH:
+        rows = costs(theta, np.array(wanted), idx)
+        return dict(zip(wanted, rows, strict=True))
+    return {s: costs(theta, np.array([s]), idx)[0] for s in wanted}
