@@ -48,31 +48,27 @@ class Counter:
 
 
 class Memo:
-    """Remembers an evaluator's costs ``J(theta + step e_i)`` by (step, index), so that checks
-    of the same cost at the same point (the variants and mutations of one model, sharing
-    their ``estimates``) compute each perturbed cost once. Asks the evaluator only for the
-    steps and indices it has not seen, in one call.
+    """Remembers an evaluator's answers to whole requests (the same steps at the same indices),
+    so that checks of the same cost at the same point (the variants and mutations of one
+    model, sharing their ``estimates``) ask each one once: the re-checks of a suspect that
+    every mutation of a model has, its noise measurement.
+
+    Whole requests, not single costs: an evaluator may round a cost differently in another
+    company (the fast engine picks its series length per call, the loop takes a complex path
+    for a real step among complex ones), and a shared answer must be the one a fresh call
+    gives.
     """
 
     def __init__(self, fn, store: dict):
         self.fn, self.store = fn, store
 
     def __call__(self, theta, steps, indices):
-        steps = np.asarray(steps).reshape(-1)
-        indices = np.asarray(indices, dtype=np.intp).reshape(-1)
-        keys = [s.item() for s in steps]
-        store = self.store
-        missing = [(s, i) for s in dict.fromkeys(keys) for i in indices.tolist()
-                   if (s, i) not in store]
-        if missing:
-            new_steps = list(dict.fromkeys(s for s, _ in missing))
-            new_idx = np.array(list(dict.fromkeys(i for _, i in missing)), dtype=np.intp)
-            table = self.fn(theta, np.array(new_steps, dtype=steps.dtype), new_idx)
-            for row, s in zip(table, new_steps, strict=True):
-                for i, value in zip(new_idx.tolist(), row, strict=True):
-                    store.setdefault((s, i), value)  # a numpy scalar: keeps its dtype
-        out = np.array([[store[(s, i)] for i in indices.tolist()] for s in keys])
-        return out.reshape(len(keys), indices.size)
+        steps = np.asarray(steps)
+        indices = np.asarray(indices, dtype=np.intp)
+        key = (steps.dtype.str, steps.shape, steps.tobytes(), indices.tobytes())
+        if key not in self.store:
+            self.store[key] = self.fn(theta, steps, indices)
+        return self.store[key].copy()
 
 
 def share_costs(run: Run, store: dict) -> None:
