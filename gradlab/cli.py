@@ -11,6 +11,7 @@ Exit codes: 0 ok, 1 a bug was found, 2 bad usage or bad input, 3 inconclusive.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -31,24 +32,19 @@ def _eps(text: str) -> float | str:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _positive(kind: type, noun: str, text: str) -> float | int:
+    """``text`` as a ``kind`` > 0, or an argparse error naming what was wrong."""
     try:
-        value = float(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
     if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+        raise argparse.ArgumentTypeError(f"{text!r} must be {noun} > 0")
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number > 0")
-    return value
+_positive_float = functools.partial(_positive, float, "a number")
+_positive_int = functools.partial(_positive, int, "a whole number")
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
