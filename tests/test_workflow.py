@@ -164,7 +164,7 @@ def test_reordered_lists_change_nothing(done):
 def test_adding_a_seed_runs_only_its_cells(done):
     wf, env, _ = done
     counts, groups = dry_run(wf, env, write_config(wf, "seed.yaml", seeds=[0, 1, 2]))
-    assert counts == Counter(check_group=1, aggregate=1, report=1, all=1)
+    assert counts == Counter(check_group=1, aggregate=1, examples=1, report=1, all=1)
     assert groups == [{"dtype": "float64", "seed": "2"}]
 
 
@@ -177,7 +177,7 @@ def test_adding_an_epsilon_computes_only_its_cells(done, tmp_path):
     env = dict(env, PYTHONPATH=str(copy / "_pkg"))
     name = write_config(copy, "eps.yaml", epsilons=[1e-7, 1e-3, "1e-5", "auto"])
     counts, groups = dry_run(copy, env, name)
-    assert counts == Counter(check_group=2, aggregate=1, report=1, all=1)
+    assert counts == Counter(check_group=2, aggregate=1, examples=1, report=1, all=1)
     snake(copy, env, "--cores", "2", config=name)
     run = json.loads((copy / "results" / "tables" / "run.json").read_text())
     # 12 cells per group and step: the two new steps of both groups computed, the rest reused
@@ -195,12 +195,12 @@ def test_editing_the_title_reruns_only_the_report(done):
 def test_changing_a_verdict_setting_reruns_the_checks(done):
     wf, env, _ = done
     counts, _ = dry_run(wf, env, write_config(wf, "thr.yaml", verdict={"threshold": 2e-7}))
-    assert counts == Counter(check_group=2, aggregate=1, report=1, all=1)
+    assert counts == Counter(check_group=2, aggregate=1, examples=1, report=1, all=1)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("relative, expected", [
-    ("gradlab/check.py", Counter(check_group=2, aggregate=1, report=1, all=1)),
+    ("gradlab/check.py", Counter(check_group=2, aggregate=1, examples=1, report=1, all=1)),
     ("gradlab/report/__init__.py", Counter(report=1, all=1)),
 ])
 def test_editing_gradlab_code_reruns_what_depends_on_it(done, relative, expected):
@@ -218,8 +218,10 @@ def test_editing_gradlab_code_reruns_what_depends_on_it(done, relative, expected
 @pytest.mark.slow
 def test_tables_identical_with_one_core_and_after_sigkill(done, tmp_path):
     wf, env, _ = done
-    reference = {p.name: p.read_bytes() for p in (wf / "results" / "tables").glob("*.parquet")
-                 if p.name != "timing.parquet"}
+    from gradlab.tables import TABLES  # what the aggregate rule writes
+
+    reference = {f"{name}.parquet": (wf / "results" / "tables" / f"{name}.parquet").read_bytes()
+                 for name in TABLES if name != "timing"}
     one = tmp_path / "one"
     one.mkdir()
     env_one = make_copy(one)
