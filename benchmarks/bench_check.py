@@ -321,7 +321,33 @@ def _fmt_time(s: float) -> str:
     return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
 
 
-def main(argv=None) -> int:
+def _contenders(args, with_torch: bool, flags: list[str], say) -> list[dict]:
+    """Time every contender on every size, one fresh process each; say the table rows."""
+    results = []
+    for size in SIZES:
+        base = None
+        for contender in CONTENDERS:
+            if contender.startswith("torch") and not with_torch:
+                continue
+            big = size == "64-128-64-1"
+            if big and ((args.quick and contender in SLOW)
+                        or (contender == "torch slow" and not args.full)):
+                continue
+            r = _spawn(["--child", contender, size, "--budget", str(args.budget), *flags])
+            results.append(r)
+            if contender == "seed loop":
+                base = r["seconds"]
+            ratio = f"{base / r['seconds']:.1f}x faster" if base else "-"
+            if contender == "seed loop":
+                ratio = "1"
+            tm = f"{r['tracemalloc_mb']:.1f} MB" if r["tracemalloc_mb"] is not None else "-"
+            P = _n_params(size)
+            say(f"| {size} | {P:,} | {contender} | {_fmt_time(r['seconds'])} | {ratio} | "
+                f"{r['rss_mb']:.0f} MB | {tm} |")
+    return results
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs=2, metavar=("CONTENDER", "SIZE"), help=argparse.SUPPRESS)
     parser.add_argument("--child-scaling", metavar="SIZE", help=argparse.SUPPRESS)
@@ -336,7 +362,11 @@ def main(argv=None) -> int:
                         help="seconds of repeated runs per contender (best time is kept)")
     parser.add_argument("--markdown", metavar="PATH", help="also write the tables as Markdown")
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
     with_torch = not args.no_torch and _has_torch()
     if args.child:
         print(json.dumps(child(*args.child, with_torch, args.budget)))
@@ -367,27 +397,7 @@ def main(argv=None) -> int:
     say()
     say("| network | P | contender | time | vs seed loop | peak RSS | tracemalloc peak |")
     say("|---|---|---|---|---|---|---|")
-    results = []
-    for size in SIZES:
-        base = None
-        for contender in CONTENDERS:
-            if contender.startswith("torch") and not with_torch:
-                continue
-            big = size == "64-128-64-1"
-            if big and ((args.quick and contender in SLOW)
-                        or (contender == "torch slow" and not args.full)):
-                continue
-            r = _spawn(["--child", contender, size, "--budget", str(args.budget), *flags])
-            results.append(r)
-            if contender == "seed loop":
-                base = r["seconds"]
-            ratio = f"{base / r['seconds']:.1f}x faster" if base else "-"
-            if contender == "seed loop":
-                ratio = "1"
-            tm = f"{r['tracemalloc_mb']:.1f} MB" if r["tracemalloc_mb"] is not None else "-"
-            P = _n_params(size)
-            say(f"| {size} | {P:,} | {contender} | {_fmt_time(r['seconds'])} | {ratio} | "
-                f"{r['rss_mb']:.0f} MB | {tm} |")
+    results = _contenders(args, with_torch, flags, say)
     say()
     say("Scaling of `gradlab auto` (whole check_problem, and the engine's 2P perturbed costs "
         "alone), m = 256, central, eps 1e-7:")

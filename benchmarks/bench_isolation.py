@@ -8,16 +8,19 @@
    - *isolated, first check*: fork the worker, import and ``init`` there, check, stop it
      (what ``gradlab check`` does);
    - *isolated, next check*: one more check in a worker that is already running (what the
-     sweep does for the second to last method of a model file in a group);
+     sweep does for every further check of a model file in a group);
    - the whole ``gradlab check examples/my_model.py`` command, for scale.
-2. One group of the default sweep (``gradlab sweep-run``, float64, seed 5, eps 1e-07: 152
-   checks, 4 of them of the model file), with this checkout and with ``--base``, alternating,
-   ``--repeats // 3`` times each: median wall and CPU seconds (the command and its workers).
+2. One whole group of the default sweep (``gradlab sweep-run``, float64, seed 5, every step:
+   1,824 checks, 48 of them of the model file), with this checkout, alternating in-process
+   (isolation turned off in the command's process) and isolated, ``--repeats // 3`` times
+   each: median wall and CPU seconds (the command and its workers).
 3. With ``--sweep``: the default sweep from a cold start (``snakemake --cores 2`` in a temporary
    copy, as ``benchmarks/bench_sweep.py``), once with this checkout and once with ``--base``
-   (default: the merge base with ``main``, i.e. before isolation). The built-in models are not
-   isolated, so the two should agree within noise; the file model's cells are reported apart.
-   Runs the full default sweep exactly twice.
+   (default: the merge base with ``main``; the code before isolation is ``256e58d^1``, whose
+   sweep had 120 check jobs of one dtype x seed x step, against 10 now, so that comparison
+   also measures the job layout). The built-in models are not isolated, so the two should
+   agree within noise; the file model's cells are reported apart. Runs the full default sweep
+   exactly twice.
 """
 
 from __future__ import annotations
@@ -123,31 +126,38 @@ def _export(base: str, dest: Path) -> Path:
     return dest
 
 
-def _group_once(tree: Path, out: Path) -> tuple[float, float]:
-    """One ``gradlab sweep-run`` of a default group with ``tree``'s gradlab (seed 5: past the
-    seeds the mutations run on, so the same 152 checks in trees with and without them)."""
-    cmd = [sys.executable, "-c", "import sys; from gradlab.cli import main; sys.exit(main())",
-           "sweep-run", "--config", "config/config.yaml", "--dtype", "float64", "--seed", "5",
-           "--eps", "1e-07", "--out", str(out)]
+_NO_ISOLATION = "from gradlab import isolate; isolate.can_isolate = lambda: False; "
+
+
+def _group_once(isolated: bool, out: Path) -> tuple[float, float, int]:
+    """One ``gradlab sweep-run`` of a whole default group (seed 5, every step: past the seeds
+    the mutations run on) with this checkout: wall and CPU seconds, and the checks it ran."""
+    code = ("import sys; " + ("" if isolated else _NO_ISOLATION)
+            + "from gradlab.cli import main; sys.exit(main())")
+    cmd = [sys.executable, "-c", code, "sweep-run", "--config", "config/config.yaml",
+           "--dtype", "float64", "--seed", "5", "--out", str(out)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(cmd, cwd=tree, env=dict(os.environ, PYTHONPATH=str(tree)), check=True,
+    subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True,
                    capture_output=True)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    computed = json.loads(out.read_text())["computed"]
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, computed
 
 
-def one_group(base_tree: Path, repeats: int) -> dict[str, dict[str, float]]:
-    """Median wall and CPU seconds of one default group, base and isolated, alternating."""
-    runs: dict[str, list] = {"base": [], "isolated": []}
+def one_group(repeats: int) -> dict[str, dict[str, float]]:
+    """Median wall and CPU seconds of one whole default group, in-process and isolated,
+    alternating, and the number of checks it ran."""
+    runs: dict[str, list] = {"in-process": [], "isolated": []}
     out = Path(tempfile.mkdtemp(prefix="gradlab-group-")) / "g.json"
     for _ in range(max(1, repeats)):
-        for name, tree in (("base", base_tree), ("isolated", ROOT)):
-            runs[name].append(_group_once(tree, out))
+        for name in runs:
+            runs[name].append(_group_once(name == "isolated", out))
     shutil.rmtree(out.parent, ignore_errors=True)
     return {name: {"wall_s": round(statistics.median(r[0] for r in rs), 3),
-                   "cpu_s": round(statistics.median(r[1] for r in rs), 3)}
+                   "cpu_s": round(statistics.median(r[1] for r in rs), 3),
+                   "checks": rs[0][2]}
             for name, rs in runs.items()}
 
 
@@ -168,17 +178,17 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_one_mode(args.child, args.repeats)))
         return 0
     result: dict = {"per_check_ms": {k: round(v, 2) for k, v in per_check(args.repeats).items()}}
-    base = args.base or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT,
-                                       capture_output=True, text=True, check=True).stdout.strip()
-    result["base_rev"] = base[:12]
-    base_tree = Path(tempfile.mkdtemp(prefix="gradlab-base-"))
-    try:
-        _export(base, base_tree)
-        result["group"] = one_group(base_tree, args.repeats // 3)
-        if args.sweep:
-            result["sweep"] = sweeps(base_tree)
-    finally:
-        shutil.rmtree(base_tree, ignore_errors=True)
+    result["group"] = one_group(args.repeats // 3)
+    if args.sweep:
+        base = args.base or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT,
+                                           capture_output=True, text=True,
+                                           check=True).stdout.strip()
+        result["base_rev"] = base[:12]
+        base_tree = Path(tempfile.mkdtemp(prefix="gradlab-base-"))
+        try:
+            result["sweep"] = sweeps(_export(base, base_tree))
+        finally:
+            shutil.rmtree(base_tree, ignore_errors=True)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -190,12 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  isolated, next check         {ms['isolated-next']:7.2f} ms")
     print(f"  whole `gradlab check` command {ms['command']:6.0f} ms")
     g = result["group"]
-    print(f"one default group (152 checks), median of {max(1, args.repeats // 3)}, "
-          f"base {result['base_rev']}:")
-    for name in ("base", "isolated"):
-        print(f"  {name:<9} {g[name]['wall_s']:6.3f} s wall {g[name]['cpu_s']:6.3f} s CPU")
-    print(f"  isolated - base: {g['isolated']['wall_s'] - g['base']['wall_s']:+.3f} s wall, "
-          f"{g['isolated']['cpu_s'] - g['base']['cpu_s']:+.3f} s CPU per group")
+    print(f"one whole default group (float64, seed 5: {g['isolated']['checks']:,} checks), "
+          f"median of {max(1, args.repeats // 3)}:")
+    for name in ("in-process", "isolated"):
+        print(f"  {name:<10} {g[name]['wall_s']:6.3f} s wall {g[name]['cpu_s']:6.3f} s CPU")
+    print(f"  isolated - in-process: {g['isolated']['wall_s'] - g['in-process']['wall_s']:+.3f}"
+          f" s wall, {g['isolated']['cpu_s'] - g['in-process']['cpu_s']:+.3f} s CPU per group")
     if args.sweep:
         s = result["sweep"]
         for name in ("base", "isolated"):

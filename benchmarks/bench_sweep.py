@@ -1,6 +1,7 @@
 """Benchmark the sweep: the default workflow from a cold start, then a rerun with nothing to do.
 
     python benchmarks/bench_sweep.py [--cores 2] [--configfile my.yaml] [--keep] [--json]
+                                     [--no-add]
 
 Copies the Snakefile, workflow/, config/, profiles/ and examples/ into a temporary directory
 (no .snakemake/, no results/: a cold start), runs ``snakemake --cores N`` there, and reports
@@ -13,7 +14,8 @@ Copies the Snakefile, workflow/, config/, profiles/ and examples/ into a tempora
   CPU of Snakemake and all its jobs), which a busy machine does not distort;
 - the CPU seconds of Snakemake and all its jobs (the wall time an idle machine needs at best is
   that divided by the cores: on a shared machine the wall time says more about the neighbours);
-- the per-rule totals from the jobs' ``benchmark:`` files;
+- the per-rule totals from the jobs' ``benchmark:`` files, with each rule's peak memory (the
+  largest ``max_rss`` of its jobs), and the size of every file in ``reports/``;
 - a rerun after adding a model (a small mlp) to the config: its wall and CPU time and the cells
   ``run.json`` says were computed and reused (only the new model's cells should compute).
 
@@ -73,9 +75,12 @@ def _benchmarks(wf: Path) -> dict[str, dict[str, float]]:
         rule = tsv.relative_to(wf / "results" / "benchmarks").parts[0].removesuffix(".tsv")
         with tsv.open() as fh:
             row = next(csv.DictReader(fh, delimiter="\t"))
-        t = totals.setdefault(rule, {"jobs": 0, "wall_s": 0.0, "cpu_s": 0.0})
+        t = totals.setdefault(rule, {"jobs": 0, "wall_s": 0.0, "cpu_s": 0.0,
+                                     "max_rss_mb": 0.0})
         t["jobs"] += 1
         t["wall_s"] += float(row["s"])
+        if row.get("max_rss") not in (None, "", "NA"):
+            t["max_rss_mb"] = max(t["max_rss_mb"], float(row["max_rss"]))
         t["cpu_s"] += float(row["cpu_time"]) if row.get("cpu_time") not in (None, "", "NA") \
             else 0.0
     return totals
@@ -87,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configfile", default=None, help="run this config instead")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--no-add", action="store_true",
+                        help="skip the add-a-model rerun (for very large configs)")
     args = parser.parse_args(argv)
 
     import pandas as pd
@@ -105,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         timing = pd.read_parquet(wf / "results" / "tables" / "timing.parquet")
         run = json.loads((wf / "results" / "tables" / "run.json").read_text())
         rules = _benchmarks(wf)
-        added = _add_a_model(wf, args, extra, env)
+        reports = wf / "reports"
+        report_mb = {p.name: round(p.stat().st_size / 2**20, 2) for p in sorted(
+            reports.iterdir())} if reports.is_dir() else {}
+        added = None if args.no_add else _add_a_model(wf, args, extra, env)
         checks = float(timing["seconds"].sum())
         budget = cold * args.cores
         result = {
@@ -122,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                                               3) if cold_cpu else None,
             "outside_checks_share": round(1 - checks / budget, 3),
             "per_cell_ms": round(1000 * checks / max(len(timing), 1), 2),
+            "cells_per_s": round(len(timing) / cold, 1),
+            "report_files_mb": report_mb,
             "rules": {k: {m: round(v, 2) for m, v in r.items()} for k, r in rules.items()},
             "failed_cells": run["cells"]["failed"],
             "add_a_model": added,
@@ -136,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"default sweep, {result['cores']} cores: {result['cells']} cells in "
           f"{result['jobs']} jobs")
-    print(f"  cold run          {result['cold_wall_s']:8.2f} s wall")
+    print(f"  cold run          {result['cold_wall_s']:8.2f} s wall "
+          f"({result['cells_per_s']} cells per second)")
     print(f"  no-op rerun       {result['noop_rerun_wall_s']:8.2f} s wall")
     print(f"  gradient checks   {result['check_seconds']:8.2f} s summed over cells "
           f"({result['per_cell_ms']} ms per cell)")
@@ -149,10 +162,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{100 * result['outside_checks_cpu_share']:.1f} % of the CPU went elsewhere")
     for rule, r in result["rules"].items():
         print(f"  rule {rule:<13}{r['jobs']:5d} jobs {r['wall_s']:9.2f} s wall "
-              f"{r['cpu_s']:9.2f} s cpu")
+              f"{r['cpu_s']:9.2f} s cpu, peak {r['max_rss_mb']:7.1f} MB")
+    for name, mb in result["report_files_mb"].items():
+        print(f"  reports/{name}: {mb} MB")
     a = result["add_a_model"]
-    print(f"  add a model       {a['wall_s']:8.2f} s wall, {a['cpu_s']:.2f} s CPU: "
-          f"{a['computed']} cells computed, {a['reused']} reused")
+    if a:
+        print(f"  add a model       {a['wall_s']:8.2f} s wall, {a['cpu_s']:.2f} s CPU: "
+              f"{a['computed']} cells computed, {a['reused']} reused")
     return 0
 
 

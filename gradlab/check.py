@@ -36,11 +36,12 @@ from .finite_diff import (
 )
 from .judge import BlockInput, factor_hints, judge_block
 from .localise import judge_screened
-from .prepare import Estimate, Run, prepare
+from .prepare import Estimate, Run, prepare, share_costs
 from .probes import block_noise, choose_steps, probe_coordinates
 from .problem import CostFn, GradFn, Problem
 from .result import BlockResult, CheckResult, relative_difference
 from .verdict import TOLERANCES, noise_bound
+from .vocab import step_problem
 
 __all__ = ["check", "check_problem", "assert_gradients"]
 
@@ -58,7 +59,7 @@ def _estimate(run: Run, meth: Method, eps: float | str, seed: int, localise: str
             eps = "auto" if eps == "auto" or eps < 1e-12 else eps
     j0 = float(np.real(j0))
     blocks = list(run.layout.slices().values())
-    radius = getattr(run.problem.fast, "kink_radius", None)
+    radius = run.problem.kink_radius()
     coords = probe_coordinates(blocks, theta, seed, radius)
     if eps == "auto":
         steps = choose_steps(meth, run.counter, theta, j0, coords)
@@ -156,6 +157,8 @@ def check_problem(
     run = prepare(problem, engine)
     if not np.isfinite(run.j0):
         return _nonfinite_result(run, meth, started)
+    if estimates is not None:  # the same cost at the same point: each perturbed cost once
+        share_costs(run, estimates.setdefault("costs", {}))
     key = (method, eps, seed, localise)
     est = estimates.get(key) if estimates is not None else None
     if est is None:
@@ -197,8 +200,7 @@ def _method(method: str, eps: float | str, threshold: float | None) -> Method:
         meth = get_method(method)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if eps != "auto" and (isinstance(eps, bool) or not isinstance(eps, int | float)
-                          or not np.isfinite(eps) or eps <= 0):
+    if (isinstance(eps, str) and eps != "auto") or step_problem(eps)[1]:  # no text here
         raise UsageError(f"eps must be a positive number or 'auto', got {eps!r}")
     if threshold is not None and not (isinstance(threshold, int | float) and threshold > 0):
         raise UsageError(f"threshold must be a positive number, got {threshold!r}")

@@ -11,49 +11,40 @@ Exit codes: 0 ok, 1 a bug was found, 2 bad usage or bad input, 3 inconclusive.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
 from collections.abc import Sequence
 
+from .vocab import DEFAULT_METHOD, DTYPE_NAMES, METHOD_NAMES, step_problem
+
 __all__ = ["main", "build_parser", "EXIT"]
 
 EXIT = {"ok": 0, "bug": 1, "usage": 2, "inconclusive": 3}
-METHOD_NAMES = ("forward", "central", "five-point", "complex-step")
 
 
 def _eps(text: str) -> float | str:
-    if text == "auto":
-        return "auto"
-    try:
-        value = float(text)
-    except ValueError:
+    value, problem = step_problem(text)
+    if problem:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number; give a positive step such as 1e-7, or 'auto'"
-        ) from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the step must be a positive finite number")
+            f"{text!r} {problem}; give a positive step such as 1e-7, or 'auto'")
     return value
 
 
-def _positive_float(text: str) -> float:
+def _positive(kind: type, noun: str, text: str) -> float | int:
+    """``text`` as a ``kind`` > 0, or an argparse error naming what was wrong."""
     try:
-        value = float(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
     if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+        raise argparse.ArgumentTypeError(f"{text!r} must be {noun} > 0")
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number > 0")
-    return value
+_positive_float = functools.partial(_positive, float, "a number")
+_positive_int = functools.partial(_positive, int, "a whole number")
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -71,7 +62,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-prob", type=float, default=1.0,
                    help="inverted-dropout keep probability in (0, 1]; the mask is drawn once "
                         "from --seed and held fixed (1 = off)")
-    p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+    p.add_argument("--dtype", choices=DTYPE_NAMES, default="float64",
                    help="precision of the built-in models; default float64")
 
 
@@ -94,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chk.add_argument("model", metavar="MODEL", help="linear1d, seed-net, mlp, or a .py file")
     _add_model_options(chk)
-    chk.add_argument("--method", choices=METHOD_NAMES, default="central",
+    chk.add_argument("--method", choices=METHOD_NAMES, default=DEFAULT_METHOD,
                      help="finite-difference method; default central")
     chk.add_argument("--eps", type=_eps, default="auto",
                      help="step size, or 'auto' to choose it (default)")
@@ -123,12 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     var = sub.add_parser("variants", help="list the bug catalogue",
                          description="List the injected-bug variants of the built-in networks.")
     var.add_argument("--json", action="store_true", help="print JSON")
-    try:
-        from . import sweep_cli
-    except ImportError:  # pragma: no cover - the sweep commands are optional at import time
-        sweep_cli = None
-    if sweep_cli is not None:
-        sweep_cli.register(sub)
+    from . import sweep_cli  # light at import; each sweep command checks the sweep extra
+
+    sweep_cli.register(sub)
     return parser
 
 

@@ -5,7 +5,7 @@
 numbers that YAML read as text (``1e-3``) turned into the numbers they mean. Anything it cannot
 make sense of raises :class:`ConfigError`, whose message names the key, the bad value and what
 is allowed. The Snakefile calls it at parse time, so a bad config is rejected before any job
-runs; the JSON schema in ``workflow/schemas/config.schema.yaml`` states the same rules.
+runs; it is the config's only validation (the jobs trust what it returns).
 
 This module imports nothing heavy; a model file is imported (to prove it loads) only when the
 config names one.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from .config_sections import (
     _mutations,
 )
 from .config_values import (
-    _NUMBER,
     ConfigError,
     _as_list,
     _choices,
@@ -38,24 +36,19 @@ from .config_values import (
     _show,
     _unknown_keys,
 )
+from .vocab import DTYPE_NAMES, METHOD_NAMES, step_problem
 
 __all__ = [
     "ConfigError",
     "DEFAULTS",
     "DEFAULT_MODELS",
-    "METHODS",
-    "DTYPES",
     "MODEL_KINDS",
     "normalise",
-    "eps_label",
-    "parse_eps_label",
     "dumps",
     "digest",
     "source_hash",
 ]
 
-METHODS = ("forward", "central", "five-point", "complex-step")
-DTYPES = ("float32", "float64")
 TOP_KEYS = ("models", "variants", "mutations", "seeds", "methods", "epsilons", "dtypes",
             "verdict", "limits", "report")
 DEFAULT_EPSILONS = [float(f"1e-{k:02d}") for k in range(1, 13)]
@@ -72,31 +65,13 @@ DEFAULTS: dict[str, Any] = {
     "variants": "all",
     "mutations": MUTATION_DEFAULTS,
     "seeds": list(range(10)),
-    "methods": list(METHODS),
+    "methods": list(METHOD_NAMES),
     "epsilons": DEFAULT_EPSILONS,
     "dtypes": ["float64"],
     "verdict": {"threshold": None},
     "limits": {"seconds_per_check": 600.0, "memory_mb": None},
     "report": {"title": DEFAULT_TITLE},
 }
-def eps_label(eps: float | str) -> str:
-    """The text of a step in file names and tables: ``1e-07``; ``auto`` for the automatic step.
-
-    The shortest ``%.Ne`` form that reads back as exactly the same float.
-    """
-    if eps == "auto" or (isinstance(eps, float) and math.isnan(eps)):
-        return "auto"
-    eps = float(eps)
-    for digits in range(17):
-        text = f"{eps:.{digits}e}"
-        if float(text) == eps:
-            return text
-    return repr(eps)  # pragma: no cover - 17 digits always round-trip
-
-
-def parse_eps_label(text: str) -> float | str:
-    """Inverse of :func:`eps_label`."""
-    return "auto" if text == "auto" else float(text)
 
 
 def _epsilons(value: Any) -> list[float | str]:
@@ -104,17 +79,11 @@ def _epsilons(value: Any) -> list[float | str]:
     items = _as_list(value, "epsilons", '1.0e-3, 1.0e-7, "auto"')
     out: list[float | str] = []
     for i, item in enumerate(items):
-        key = f"epsilons[{i}]"
-        if item == "auto":
-            eps: float | str = "auto"
-        elif isinstance(item, str) and not _NUMBER.match(item.strip()):
-            raise _fail(key, f"{_show(item)} is not a number; {how}")
-        else:
-            eps = _number(item, key, how)
-            if eps <= 0:
-                raise _fail(key, f"{_show(item)} is not allowed: a step must be > 0; {how}")
+        eps, problem = step_problem(item)
+        if problem:
+            raise _fail(f"epsilons[{i}]", f"{_show(item)} {problem}; {how}")
         if eps in out:
-            raise _fail(key, f"{_show(item)} is listed twice; list each step once")
+            raise _fail(f"epsilons[{i}]", f"{_show(item)} is listed twice; list each step once")
         out.append(eps)
     numbers = sorted((e for e in out if e != "auto"), reverse=True)
     return [*numbers, *(["auto"] if "auto" in out else [])]
@@ -164,9 +133,9 @@ def normalise(raw: Any, base: str | Path | None = None, load_models: bool = True
     if variants == "all":
         variants = list(CATALOGUE)
     variants = sorted(_choices(variants, "variants", list(CATALOGUE), "variant"))
-    methods = _choices(cfg["methods"], "methods", METHODS, "method")
-    methods = [m for m in METHODS if m in methods]
-    dtypes = sorted(_choices(cfg["dtypes"], "dtypes", DTYPES, "dtype"))
+    methods = _choices(cfg["methods"], "methods", METHOD_NAMES, "method")
+    methods = [m for m in METHOD_NAMES if m in methods]
+    dtypes = sorted(_choices(cfg["dtypes"], "dtypes", DTYPE_NAMES, "dtype"))
     if any(m["kind"] == "file" for m in models) and "float64" not in dtypes:
         raise _fail("dtypes", f"{_show(dtypes)} lacks float64, which file models are checked "
                     "in (they compute in their own precision); add float64")

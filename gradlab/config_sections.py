@@ -49,9 +49,40 @@ def _dims(value: Any, key: str) -> list[int]:
     return dims
 
 
+_KIND_KEYS = {
+    "seed-net": ("name", "kind", "lambda", "keep_prob", "localise"),
+    "mlp": ("name", "kind", "dims", "examples", "lambda", "keep_prob", "localise"),
+    "linear1d": ("name", "kind", "localise"),
+    "file": ("name", "kind", "path", "localise"),
+}
+
+
 def _model(raw: Any, i: int, base: Path | None, load: Mapping[str, Any] | None
            ) -> dict[str, Any]:
     where = f"models[{i}]"
+    kind = _model_kind(raw, where)
+    raw = {k: v for k, v in raw.items() if v is not None}
+    model: dict[str, Any] = {"kind": kind, "dims": None, "examples": None, "lambda": None,
+                             "keep_prob": None, "path": None}
+    model["localise"] = _localise(raw.get("localise", "auto"), f"{where}.localise")
+    if kind == "file":
+        model["path"] = _model_path(raw.get("path"), f"{where}.path")
+        if load is not None:
+            _check_model_file(model["path"], f"{where}.path", base, load)
+    if kind == "mlp":
+        model["dims"] = _dims(raw.get("dims", [4, 5, 3, 1]), f"{where}.dims")
+        model["examples"] = _examples(raw.get("examples", 3), f"{where}.examples")
+    if kind in ("mlp", "seed-net"):
+        model["lambda"], model["keep_prob"] = _regularisation(raw, where)
+    name = raw.get("name")
+    if name is None:
+        name = Path(model["path"]).stem if kind == "file" else kind
+    model["name"] = _model_name(name, f"{where}.name")
+    return dict(sorted(model.items()))
+
+
+def _model_kind(raw: Any, where: str) -> str:
+    """The entry's kind, after checking it is a mapping whose keys all apply to that kind."""
     if not isinstance(raw, Mapping):
         raise _fail(where, f"{_show(raw)} is not a mapping; write e.g. "
                     "{name: my-mlp, kind: mlp, dims: [4, 5, 3, 1]}")
@@ -62,62 +93,58 @@ def _model(raw: Any, i: int, base: Path | None, load: Mapping[str, Any] | None
     if kind not in MODEL_KINDS:
         raise _fail(f"{where}.kind", f"unknown model kind {_show(kind)}; "
                     f"{_suggest(kind, MODEL_KINDS)}allowed: {', '.join(MODEL_KINDS)}")
-    allowed = {
-        "seed-net": ("name", "kind", "lambda", "keep_prob", "localise"),
-        "mlp": ("name", "kind", "dims", "examples", "lambda", "keep_prob", "localise"),
-        "linear1d": ("name", "kind", "localise"),
-        "file": ("name", "kind", "path", "localise"),
-    }[kind]
+    allowed = _KIND_KEYS[kind]
     for key, value in raw.items():
         if key not in allowed and value is not None:  # null = not given (normalised form)
             raise _fail(f"{where}.{key}", f"does not apply to kind {_show(kind)}; "
                         f"a {kind} model takes: {', '.join(allowed)}")
-    raw = {k: v for k, v in raw.items() if v is not None}
-    model: dict[str, Any] = {"kind": kind, "dims": None, "examples": None, "lambda": None,
-                             "keep_prob": None, "path": None}
-    localise = raw.get("localise", "auto")
+    return kind
+
+
+def _localise(localise: Any, key: str) -> str:
     if localise not in LOCALISE:
-        raise _fail(f"{where}.localise", f"unknown value {_show(localise)}; "
+        raise _fail(key, f"unknown value {_show(localise)}; "
                     f"{_suggest(localise, LOCALISE)}allowed: {', '.join(LOCALISE)} (how many "
                     "elements are estimated one by one; see gradlab check --localise)")
-    model["localise"] = localise
-    if kind == "file":
-        path = raw.get("path")
-        if not isinstance(path, str) or not path.strip():
-            got = "missing" if path is None else f"{_show(path)} is not a path"
-            raise _fail(f"{where}.path", f"{got}; a file model needs the path of a .py "
-                        "file defining init(seed), cost(params, X, Y), gradients(params, X, Y)")
-        model["path"] = Path(path).as_posix()
-        if load is not None:
-            _check_model_file(model["path"], f"{where}.path", base, load)
-    if kind == "mlp":
-        model["dims"] = _dims(raw.get("dims", [4, 5, 3, 1]), f"{where}.dims")
-        examples = _integer(raw.get("examples", 3), f"{where}.examples",
-                            "examples is a whole number >= 1, e.g. 3")
-        if not 1 <= examples <= 100_000:
-            raise _fail(f"{where}.examples", f"{examples} is not allowed; examples is a whole "
-                        "number from 1 to 100000, e.g. 3")
-        model["examples"] = examples
-    if kind in ("mlp", "seed-net"):
-        lam = _number(raw.get("lambda", 0.0), f"{where}.lambda",
-                      "lambda is the L2 strength, a number >= 0 (0 = off), e.g. 0.7")
-        if lam < 0:
-            raise _fail(f"{where}.lambda", f"{_show(raw['lambda'])} is negative; lambda is the "
-                        "L2 strength, a number >= 0 (0 = off), e.g. 0.7")
-        keep = _number(raw.get("keep_prob", 1.0), f"{where}.keep_prob",
-                       "keep_prob is a number in (0, 1] (1 = no dropout), e.g. 0.8")
-        if not 0 < keep <= 1:
-            raise _fail(f"{where}.keep_prob", f"{_show(raw['keep_prob'])} is outside (0, 1]; "
-                        "keep_prob is a number with 0 < keep_prob <= 1 (1 = no dropout)")
-        model["lambda"], model["keep_prob"] = lam, keep
-    name = raw.get("name")
-    if name is None:
-        name = Path(model["path"]).stem if kind == "file" else kind
+    return localise
+
+
+def _model_path(path: Any, key: str) -> str:
+    if not isinstance(path, str) or not path.strip():
+        got = "missing" if path is None else f"{_show(path)} is not a path"
+        raise _fail(key, f"{got}; a file model needs the path of a .py "
+                    "file defining init(seed), cost(params, X, Y), gradients(params, X, Y)")
+    return Path(path).as_posix()
+
+
+def _examples(value: Any, key: str) -> int:
+    examples = _integer(value, key, "examples is a whole number >= 1, e.g. 3")
+    if not 1 <= examples <= 100_000:
+        raise _fail(key, f"{examples} is not allowed; examples is a whole "
+                    "number from 1 to 100000, e.g. 3")
+    return examples
+
+
+def _regularisation(raw: Mapping[str, Any], where: str) -> tuple[float, float]:
+    """``lambda`` (L2 strength) and ``keep_prob`` (dropout) of a network entry."""
+    lam = _number(raw.get("lambda", 0.0), f"{where}.lambda",
+                  "lambda is the L2 strength, a number >= 0 (0 = off), e.g. 0.7")
+    if lam < 0:
+        raise _fail(f"{where}.lambda", f"{_show(raw['lambda'])} is negative; lambda is the "
+                    "L2 strength, a number >= 0 (0 = off), e.g. 0.7")
+    keep = _number(raw.get("keep_prob", 1.0), f"{where}.keep_prob",
+                   "keep_prob is a number in (0, 1] (1 = no dropout), e.g. 0.8")
+    if not 0 < keep <= 1:
+        raise _fail(f"{where}.keep_prob", f"{_show(raw['keep_prob'])} is outside (0, 1]; "
+                    "keep_prob is a number with 0 < keep_prob <= 1 (1 = no dropout)")
+    return lam, keep
+
+
+def _model_name(name: Any, key: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name) or not name.strip():
-        raise _fail(f"{where}.name", f"{_show(name)} is not allowed; a model name is text of "
+        raise _fail(key, f"{_show(name)} is not allowed; a model name is text of "
                     "1 to 80 characters without control characters, e.g. mlp-small")
-    model["name"] = name
-    return dict(sorted(model.items()))
+    return name
 
 
 def _check_model_file(path: str, key: str, base: Path | None, limits: Mapping[str, Any]

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import UsageError
+from .vocab import NUMBER_TEXT
 
 __all__ = ["ConfigError"]
 
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,80}$")
 
 
@@ -76,7 +76,7 @@ def _number(value: Any, key: str, how: str) -> float:
     """A finite float; accepts the text YAML 1.1 makes of ``1e-3``."""
     if isinstance(value, bool):
         raise _fail(key, f"{_show(value)} is a boolean, not a number; {how}")
-    if isinstance(value, str) and _NUMBER.match(value.strip()):
+    if isinstance(value, str) and NUMBER_TEXT.match(value.strip()):
         value = float(value)  # PyYAML reads 1e-3 as text: take the number it means
     if not isinstance(value, int | float):
         raise _fail(key, f"{_show(value)} is not a number; {how}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import lookup
+from .vocab import METHOD_NAMES
 
 __all__ = [
     "Method",
@@ -69,13 +70,15 @@ class Method:
         return float(sum(abs(w) for w in self.weights) + abs(self.center))
 
 
+_FORWARD, _CENTRAL, _FIVE_POINT, _COMPLEX_STEP = METHOD_NAMES
+#: the stencils, under the names of :data:`gradlab.vocab.METHOD_NAMES` and in their order
 METHODS: dict[str, Method] = {
-    "forward": Method("forward", (1.0,), (1.0,), -1.0, 1, 1e-7),
-    "central": Method("central", (1.0, -1.0), (0.5, -0.5), 0.0, 2, 1e-7),
-    "five-point": Method(
-        "five-point", (2.0, 1.0, -1.0, -2.0), (-1 / 12, 8 / 12, -8 / 12, 1 / 12), 0.0, 4, 1e-3
+    _FORWARD: Method(_FORWARD, (1.0,), (1.0,), -1.0, 1, 1e-7),
+    _CENTRAL: Method(_CENTRAL, (1.0, -1.0), (0.5, -0.5), 0.0, 2, 1e-7),
+    _FIVE_POINT: Method(
+        _FIVE_POINT, (2.0, 1.0, -1.0, -2.0), (-1 / 12, 8 / 12, -8 / 12, 1 / 12), 0.0, 4, 1e-3
     ),
-    "complex-step": Method("complex-step", (1j,), (1.0,), 0.0, 2, 1e-20),
+    _COMPLEX_STEP: Method(_COMPLEX_STEP, (1j,), (1.0,), 0.0, 2, 1e-20),
 }
 
 

@@ -47,7 +47,7 @@ def _classes(run: Run, est: Estimate, blk: BlockInput, g, a, bound) -> ElementCl
     if not suspect.size:
         return classify(g, a, bound, None)
     idx = blk.sl.start + suspect
-    kink_radius = getattr(run.problem.fast, "kink_radius", None)
+    kink_radius = run.problem.kink_radius()
     radius = kink_radius(run.theta, idx) if kink_radius is not None else None
     evidence = recheck(est.method, blk.step, run.rechecker, run.theta, idx,
                        float(np.real(run.j0)), g[suspect], a[suspect], bound[suspect],

@@ -56,7 +56,7 @@ class Mutation:
 
 
 def _label(size: float) -> str:
-    from .config import eps_label
+    from .vocab import eps_label
 
     return eps_label(float(size))
 

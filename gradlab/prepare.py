@@ -20,7 +20,7 @@ from .finite_diff import Method, loop_costs
 from .params import GradientKeyError, Layout
 from .problem import Problem
 
-__all__ = ["ENGINES", "Counter", "Run", "Estimate", "prepare"]
+__all__ = ["ENGINES", "Counter", "Memo", "Run", "Estimate", "prepare", "share_costs"]
 
 ENGINES = ("auto", "loop", "fast")
 
@@ -47,6 +47,47 @@ class Counter:
         return self.fn(theta, steps, indices)
 
 
+class Memo:
+    """Remembers an evaluator's answers to whole requests (the same steps at the same indices),
+    so that checks of the same cost at the same point (the variants and mutations of one
+    model, sharing their ``estimates``) ask each one once: the re-checks of a suspect that
+    every mutation of a model has, its noise measurement.
+
+    Whole requests, not single costs: an evaluator may round a cost differently in another
+    company (the fast engine picks its series length per call, the loop takes a complex path
+    for a real step among complex ones), and a shared answer must be the one a fresh call
+    gives.
+    """
+
+    def __init__(self, fn, store: dict):
+        self.fn, self.store = fn, store
+
+    def __call__(self, theta, steps, indices):
+        steps = np.asarray(steps)
+        indices = np.asarray(indices, dtype=np.intp)
+        key = (steps.dtype.str, steps.shape, steps.tobytes(), indices.tobytes())
+        if key not in self.store:
+            self.store[key] = self.fn(theta, steps, indices)
+        return self.store[key].copy()
+
+
+def share_costs(run: Run, store: dict) -> None:
+    """Let a check reuse the costs other checks of the same cost at the same point computed
+    (kept in ``store``): the re-check evaluator's by (step, index), the plain cost's by the
+    exact point (the Taylor test's). The values are the ones a fresh evaluation gives."""
+    run.rechecker.fn = Memo(run.rechecker.fn, store.setdefault("perturbed", {}))
+    points = store.setdefault("points", {})
+    cost = run.flat_cost
+
+    def flat_cost(vec: np.ndarray):
+        key = (vec.dtype.str, vec.tobytes())
+        if key not in points:
+            points[key] = cost(vec)
+        return points[key]
+
+    run.flat_cost = flat_cost
+
+
 def _evaluator(problem: Problem, layout: Layout, engine: str):
     """Pick the evaluator.
 
@@ -64,9 +105,9 @@ def _evaluator(problem: Problem, layout: Layout, engine: str):
         value = problem.cost(layout.unflatten(vec), problem.X, problem.Y)
         return _scalar(value, _cost_name(problem))
 
-    if engine == "fast" or (engine == "auto" and problem.fast is not None
-                            and not getattr(problem.fast, "tiny", False)):
-        return flat_cost, problem.fast.costs, getattr(problem.fast, "name", "fast")
+    fast = problem.fast
+    if fast is not None and (engine == "fast" or (engine == "auto" and not fast.tiny)):
+        return flat_cost, fast.costs, fast.name
     if engine == "auto":  # bring-your-own: its cost_batch, else the loop on all cores if it pays
         from .fast import generic_evaluator
 

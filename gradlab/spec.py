@@ -10,15 +10,17 @@ import numpy as np
 
 from .bugs import get_bug, ground_truth
 from .errors import UsageError
+from .fast import attach
 from .models import linear1d
 from .models.byo import byo_problem
 from .models.mlp import MLP, seed_net
 from .problem import Problem
+from .vocab import DTYPE_NAMES
 
 __all__ = ["ModelSpec", "build_problem", "truth_of", "parse_dims", "BUILTIN_MODELS", "DTYPES"]
 
 BUILTIN_MODELS = ("linear1d", "seed-net", "mlp")
-DTYPES = {"float64": np.float64, "float32": np.float32}
+DTYPES = {name: np.dtype(name).type for name in DTYPE_NAMES}
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,6 @@ def build_problem(spec: ModelSpec) -> Problem:
         gradients=gradients, complex_safe=True, source=spec.model,
         info={"network": net, "bug": bug, "factor_hints": hints},
     )
-    try:
-        from .fast import attach  # the fast engine, when present
-    except ImportError:  # pragma: no cover - before the fast engine exists
-        return problem
     attach(problem, net)
     return problem
 

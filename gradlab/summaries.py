@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import eps_label
-from .sweep import CELL_KEYS
+from .vocab import CELL_KEYS, eps_label
 
 __all__ = ["Summaries", "summarise", "PARTITION"]
 

@@ -1,19 +1,19 @@
 """The sweep: config -> groups of cells -> rows -> tables and summaries.
 
 A *cell* is one model x dtype x variant x seed x method x eps check. Cells are run in *groups*,
-one group per dtype x seed x eps (every model, variant and method inside), so that adding a
-seed or a step to the config adds new groups and leaves the finished ones alone. A group is
-written as one JSON file of columns (:func:`run_group`, :func:`write_group`); the aggregation
-(:func:`aggregate`) turns all groups into the Parquet tables of ``docs/tables.md``.
+one group per dtype x seed (every model, variant, step and method inside: few jobs, each
+building its models and starting its workers once). A group is written as one JSON file of
+columns (:func:`run_group`, :func:`write_group`); the aggregation (:mod:`gradlab.tables`)
+turns all groups into the Parquet tables of ``docs/tables.md``.
 
 Every cell's rows are also kept in a per-model *cache* file of its group (keyed by a hash of
 everything the cell depends on: the model entry, a model file's bytes, the verdict settings,
 the worker limits and gradlab's own code), so a group that reruns because the grid changed
-computes only the cells it has not seen: adding a model, method, mutation or variant computes
-only those cells; removing one computes nothing.
+computes only the cells it has not seen: adding a model, step, method, mutation or variant
+computes only those cells; removing one computes nothing; a new seed is a new group.
 
 A cell whose model raises or misbehaves is recorded with ``status == "failed"`` and the reason;
-every other cell still runs. All files are written atomically (temp file + ``os.replace``) and
+every other cell still runs. All files are written atomically (:mod:`gradlab.atomic`) and
 every table is sorted by its key columns, so the bytes do not depend on job order.
 """
 
@@ -21,25 +21,26 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import dumps, eps_label
+from .atomic import atomic_write, ensure_writable
+from .config import dumps
 from .errors import GradlabError, one_line
+from .vocab import CELL_KEYS, eps_label, model_spec
 
 __all__ = [
-    "CELL_COLUMNS", "TIMING_COLUMNS", "CELL_KEYS", "GROUP_PATTERN", "CACHE_DIR", "group_keys",
-    "group_path", "check_params", "worker_limits", "mutated_seeds", "model_variants",
-    "cells_of_group", "count_cells", "run_group", "write_group", "read_group", "atomic_write",
-    "ensure_writable",
+    "CELL_COLUMNS", "TIMING_COLUMNS", "GROUP_PATTERN", "CACHE_DIR", "group_keys", "group_path",
+    "check_params", "worker_limits", "mutated_seeds", "model_variants", "cells_of_group",
+    "count_cells", "run_group", "write_group", "read_group",
+    # re-exported for code written before gradlab.vocab / gradlab.atomic (import from there)
+    "CELL_KEYS", "atomic_write", "ensure_writable",
 ]
 
-GROUP_PATTERN = "results/cells/{dtype}/seed{seed}/eps{eps}.json"
+GROUP_PATTERN = "results/cells/{dtype}/seed{seed}.json"
 CACHE_DIR = "results/cache"
-CELL_KEYS = ["model", "dtype", "variant", "seed", "method", "eps"]
 CELL_COLUMNS = {  # name -> pandas dtype, in table order (docs/tables.md)
     "model": "string", "model_kind": "string", "dtype": "string", "variant": "string",
     "seed": "int64", "method": "string", "eps": "float64", "eps_used": "float64",
@@ -58,20 +59,20 @@ NETWORKS = ("seed-net", "mlp")
 def check_params(cfg: Mapping[str, Any]) -> str:
     """The part of the config a check group uses, as stable JSON (a Snakemake param); the
     mutations' seeds resolved to a list, so adding a seed changes no other group's params."""
-    grid = {k: cfg[k] for k in ("limits", "methods", "models", "variants", "verdict")}
+    grid = {k: cfg[k] for k in ("epsilons", "limits", "methods", "models", "variants",
+                                "verdict")}
     grid["mutations"] = dict(cfg["mutations"], seeds=mutated_seeds(cfg))
     return dumps(grid)
 
 
-def group_keys(cfg: Mapping[str, Any]) -> list[tuple[str, int, str]]:
-    """``(dtype, seed, eps_label)`` of every group, sorted."""
-    return sorted((d, s, eps_label(e)) for d in cfg["dtypes"] for s in cfg["seeds"]
-                  for e in cfg["epsilons"])
+def group_keys(cfg: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """``(dtype, seed)`` of every group, sorted."""
+    return sorted((d, s) for d in cfg["dtypes"] for s in cfg["seeds"])
 
 
-def group_path(dtype: str, seed: int, label: str) -> str:
+def group_path(dtype: str, seed: int) -> str:
     """Where a group's JSON file goes, relative to the workflow directory."""
-    return GROUP_PATTERN.format(dtype=dtype, seed=seed, eps=label)
+    return GROUP_PATTERN.format(dtype=dtype, seed=seed)
 
 
 def mutated_seeds(grid: Mapping[str, Any]) -> list[int]:
@@ -105,8 +106,8 @@ def _models_of(grid: Mapping[str, Any], dtype: str) -> list[dict]:
 
 def cells_of_group(grid: Mapping[str, Any], dtype: str, seed: int | None = None
                    ) -> list[tuple[str, str, str]]:
-    """(model name, variant, method) of every cell in a group of this dtype and seed (default:
-    the first seed)."""
+    """(model name, variant, method) of every cell of a group of this dtype and seed at one
+    step (default: the first seed); a group has these at every step of the grid."""
     seed = grid["seeds"][0] if seed is None else seed
     return [(m["name"], v, meth) for m in _models_of(grid, dtype)
             for v in model_variants(grid, m, seed) for meth in grid["methods"]]
@@ -114,7 +115,7 @@ def cells_of_group(grid: Mapping[str, Any], dtype: str, seed: int | None = None
 
 def count_cells(cfg: Mapping[str, Any]) -> int:
     """Number of cells the config plans."""
-    return sum(len(cells_of_group(cfg, d, s)) for d, s, _ in group_keys(cfg))
+    return len(cfg["epsilons"]) * sum(len(cells_of_group(cfg, d, s)) for d, s in group_keys(cfg))
 
 
 # ----------------------------------------------------------------------------- running
@@ -124,18 +125,6 @@ def worker_limits(cfg: Mapping[str, Any]):
 
     limits = cfg.get("limits") or {}
     return Limits(limits.get("seconds_per_check") or DEFAULT_SECONDS, limits.get("memory_mb"))
-
-
-def _spec(model: Mapping[str, Any], variant: str, seed: int, dtype: str):
-    from .spec import ModelSpec
-
-    kind = model["kind"]
-    name = {"file": model["path"], "linear1d": "linear1d"}.get(kind, kind)
-    extra = {}
-    if kind == "mlp":
-        extra = {"dims": tuple(model["dims"]), "examples": model["examples"]}
-    return ModelSpec(model=name, variant=variant, seed=seed, dtype=dtype,
-                     lambd=model["lambda"] or 0.0, keep_prob=model["keep_prob"] or 1.0, **extra)
 
 
 _NO_MUTATION = {"mutation": "", "mutation_size": math.nan, "reference_error": math.nan}
@@ -197,37 +186,43 @@ def _read_cache(path: Path | None) -> dict[str, Any]:
         return {}
 
 
-def _check_cells(model: Mapping[str, Any], todo: list[tuple[str, str]], dtype: str, seed: int,
-                 eps: float | str, grid: Mapping[str, Any], shared: dict,
-                 log: Callable[[str], None] | None) -> dict[str, dict]:
-    """Run the (variant, method) cells of one model; ``{"variant|method": record}``."""
+def _check_cells(model: Mapping[str, Any], todo: Mapping[str, list[tuple[str, str]]],
+                 dtype: str, seed: int, grid: Mapping[str, Any],
+                 log: Callable[[str], None] | None) -> dict[str, dict[str, dict]]:
+    """Run the (variant, method) cells of one model at each step (``todo``: eps label ->
+    cells); ``{eps label: {"variant|method": record}}``. Each runner variant is built (and a
+    model file's worker started) once for every step."""
     from .mutations import PREFIX
     from .runner import open_model
+    from .vocab import parse_eps_label
 
-    source = model["path"] or ""
     limits, threshold = worker_limits(grid), grid["verdict"]["threshold"]
-    options = {"eps": eps, "seed": int(seed), "threshold": threshold,
-               "localise": model.get("localise") or "auto"}
-    runner_of = {v: ("correct" if v.startswith(PREFIX) else v) for v, _ in todo}
-    out: dict[str, dict] = {}
+    shared: dict = {}  # estimates of the same cost, shared by its variants (per method and eps)
+    runner_of = {v: ("correct" if v.startswith(PREFIX) else v)
+                 for cells in todo.values() for v, _ in cells}
+    out: dict[str, dict[str, dict]] = {label: {} for label in todo}
     for runner_variant in dict.fromkeys(runner_of.values()):
-        spec = _spec(model, runner_variant, int(seed), dtype)
+        spec = model_spec(model, runner_variant, int(seed), dtype)
         # a model file runs in a worker process: its crash, exit or hang fails its own cells
         with open_model(spec, limits, estimates=shared) as runner:
             blocks, truth, build_error = [("", 0)], {}, ""
             try:
                 blocks, truth = runner.build()
             except (Exception, SystemExit) as exc:  # a user's model that raises: record it
-                build_error = one_line(exc, source)
-            for variant, method in todo:
-                if runner_of[variant] != runner_variant:
-                    continue
-                out[f"{variant}|{method}"] = _one_cell(
-                    runner, model, variant, method, dict(options, method=method),
-                    blocks, truth, build_error)
-                if log and out[f"{variant}|{method}"]["rows"][0]["status"] == "failed":
-                    log(f"failed: {model['name']} {variant} seed {seed} {method} eps "
-                        f"{eps_label(eps)}: {out[f'{variant}|{method}']['rows'][0]['error']}")
+                build_error = one_line(exc, model["path"] or "")
+            for label, cells in todo.items():
+                options = {"eps": parse_eps_label(label), "seed": int(seed),
+                           "threshold": threshold, "localise": model.get("localise") or "auto"}
+                for variant, method in cells:
+                    if runner_of[variant] != runner_variant:
+                        continue
+                    record = _one_cell(runner, model, variant, method,
+                                       dict(options, method=method), blocks, truth,
+                                       build_error)
+                    out[label][f"{variant}|{method}"] = record
+                    if log and record["rows"][0]["status"] == "failed":
+                        log(f"failed: {model['name']} {variant} seed {seed} {method} eps "
+                            f"{label}: {record['rows'][0]['error']}")
     return out
 
 
@@ -267,109 +262,88 @@ def _one_cell(runner, model: Mapping[str, Any], variant: str, method: str, optio
             "seconds": seconds, "cpu": cpu}
 
 
-def run_group(grid: Mapping[str, Any], dtype: str, seed: int, eps: float | str,
+def _steps_of(grid: Mapping[str, Any], eps: float | str | list | None) -> list[str]:
+    """The eps labels a group runs: every step of the grid, or the ones given."""
+    if eps is None:
+        eps = grid["epsilons"]
+    return [eps_label(e) for e in (eps if isinstance(eps, list | tuple) else [eps])]
+
+
+def run_group(grid: Mapping[str, Any], dtype: str, seed: int,
+              eps: float | str | list | None = None,
               log: Callable[[str], None] | None = None, cache_dir: str | Path | None = None,
-              code_hash: str = "") -> dict[str, Any]:
+              code_hash: str = "", progress: Callable[[str], None] | None = None
+              ) -> dict[str, Any]:
     """Run every cell of one group (reusing the cached ones).
 
     Args:
-        grid: a normalised config (``models, variants, mutations, methods, verdict, limits``).
-        dtype, seed, eps: the group's coordinates (``eps`` may be ``"auto"``).
+        grid: a normalised config (``models, variants, mutations, methods, epsilons, verdict,
+            limits``).
+        dtype, seed: the group's coordinates.
+        eps: the steps to run (one, or a list; ``"auto"`` allowed); default every step of
+            ``grid["epsilons"]``.
         log: called with one line per failed cell.
-        cache_dir: where cells are cached per model (``None``: no cache, all computed).
+        cache_dir: where cells are cached per model and step (``None``: no cache).
         code_hash: gradlab's source hash (part of the cache key; default: computed).
+        progress: called with one line per model done (cells, computed, seconds).
 
     Returns:
         ``{"cells": {column: [values]}, "timing": {column: [values]}, "check_cpu_seconds",
-        "computed", "reused"}``: one cell row per parameter block (one row with block ``""``
-        when the model could not even be built), the CPU seconds the computed checks took and
-        the numbers of cells computed and taken from the cache.
+        "computed", "reused", "epsilons"}``: one cell row per parameter block (one row with
+        block ``""`` when the model could not even be built), the CPU seconds the computed
+        checks took, the numbers of cells computed and taken from the cache, and the steps.
     """
     from .config import source_hash
+    from .vocab import parse_eps_label
 
+    labels = _steps_of(grid, eps)
     rows: dict[str, list] = {c: [] for c in CELL_COLUMNS}
     timing: dict[str, list] = {c: [] for c in TIMING_COLUMNS}
     cpu, computed, reused = 0.0, 0, 0
-    eps_value = math.nan if eps == "auto" else float(eps)
     if cache_dir is not None and not code_hash:
         code_hash = source_hash("core")
     # model files last: forking their worker makes OpenBLAS stop its thread pool in this
     # process, and restarting it would slow the built-in checks after it (~50 ms a group)
     models = sorted(_models_of(grid, dtype), key=lambda m: m["kind"] == "file")
     for model in models:
+        started = time.perf_counter()
         wanted = [(v, meth) for v in model_variants(grid, model, seed)
                   for meth in grid["methods"]]
-        path = (_cache_file(cache_dir, grid, model, dtype, seed, eps, code_hash)
-                if cache_dir is not None else None)
-        cache = _read_cache(path)
-        todo = [(v, meth) for v, meth in wanted if f"{v}|{meth}" not in cache]
+        paths = {label: (_cache_file(cache_dir, grid, model, dtype, seed, label, code_hash)
+                         if cache_dir is not None else None) for label in labels}
+        caches = {label: _read_cache(paths[label]) for label in labels}
+        todo = {label: [(v, meth) for v, meth in wanted if f"{v}|{meth}" not in caches[label]]
+                for label in labels}
+        todo = {label: cells for label, cells in todo.items() if cells}
         if todo:
-            fresh = _check_cells(model, todo, dtype, seed, eps, grid, {}, log)
-            cpu += sum(r["cpu"] for r in fresh.values())
-            cache |= fresh
-            if path is not None:
-                write_group(path, cache)
-        computed, reused = computed + len(todo), reused + len(wanted) - len(todo)
-        for variant, method in wanted:
-            record = cache[f"{variant}|{method}"]
-            base = {"model": model["name"], "model_kind": model["kind"], "dtype": dtype,
-                    "variant": variant, "seed": int(seed), "method": method, "eps": eps_value}
-            for col in TIMING_COLUMNS:
-                timing[col].append(record["seconds"] if col == "seconds" else base[col])
-            for row in record["rows"]:
-                for col, val in (base | row).items():
-                    rows[col].append(val)
+            fresh = _check_cells(model, todo, dtype, seed, grid, log)
+            for label, records in fresh.items():
+                cpu += sum(r["cpu"] for r in records.values())
+                caches[label] |= records
+                if paths[label] is not None:
+                    write_group(paths[label], caches[label])
+        n_todo = sum(len(cells) for cells in todo.values())
+        computed, reused = computed + n_todo, reused + len(wanted) * len(labels) - n_todo
+        for label in labels:
+            eps_value = math.nan if label == "auto" else float(parse_eps_label(label))
+            for variant, method in wanted:
+                record = caches[label][f"{variant}|{method}"]
+                base = {"model": model["name"], "model_kind": model["kind"], "dtype": dtype,
+                        "variant": variant, "seed": int(seed), "method": method,
+                        "eps": eps_value}
+                for col in TIMING_COLUMNS:
+                    timing[col].append(record["seconds"] if col == "seconds" else base[col])
+                for row in record["rows"]:
+                    for col, val in (base | row).items():
+                        rows[col].append(val)
+        if progress:
+            progress(f"{model['name']}: {len(wanted) * len(labels)} cells ({n_todo} computed) in "
+                f"{time.perf_counter() - started:.1f} s")
     return {"cells": rows, "timing": timing, "check_cpu_seconds": cpu, "computed": computed,
-            "reused": reused}
+            "reused": reused, "epsilons": labels}
 
 
 # ----------------------------------------------------------------------------- files
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Write ``path`` through ``write(tmp)`` and ``os.replace``; never leave it half-written.
-
-    Raises:
-        GradlabError: the directory cannot be created or written.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise GradlabError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def ensure_writable(directory: str | Path, target: str | Path | None = None) -> Path:
-    """Create ``directory`` if needed and prove a file can be created in it (then remove it).
-
-    Called before long work, so an unwritable output fails at once and writes nothing.
-
-    Raises:
-        GradlabError: ``cannot write TARGET: reason`` (``target`` defaults to the directory).
-    """
-    import tempfile
-
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise GradlabError(f"cannot write {target or directory}: {directory} is not a directory")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".gradlab-probe", dir=directory)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise GradlabError(f"cannot write {target or directory}: {exc.strerror or exc}") \
-            from None
-    return directory
-
-
 def write_group(path: str | Path, payload: Mapping[str, Any]) -> Path:
     """Write a group's JSON atomically."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
@@ -384,20 +358,10 @@ def read_group(path: str | Path) -> dict[str, Any]:
     """
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if not {"cells", "timing", "dtype", "seed", "eps"} <= set(data):
+        if not {"cells", "timing", "dtype", "seed", "epsilons"} <= set(data):
             raise ValueError("missing keys")
         return data
     except (OSError, ValueError) as exc:
         raise GradlabError(f"group file {path} cannot be read ({one_line(exc)}); "
                            "delete it and rerun") from None
 
-
-
-
-def __getattr__(name: str):
-    """``aggregate`` and ``summarise`` live in :mod:`gradlab.tables` (imported on use)."""
-    if name in ("aggregate", "summarise"):
-        from . import tables
-
-        return getattr(tables, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

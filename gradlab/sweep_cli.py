@@ -1,8 +1,9 @@
 """The sweep's command-line commands (the Snakemake rules call these from ``shell:``).
 
 ``gradlab sweep-config``     validate a config, print it normalised with the grid's size
-``gradlab sweep-run``        run one group of cells (one dtype x seed x eps) into a JSON file
+``gradlab sweep-run``        run one group of cells (one dtype x seed) into a JSON file
 ``gradlab sweep-aggregate``  turn the group files into the Parquet tables and run.json
+``gradlab sweep-examples``   compute the report's worked examples into tables
 ``gradlab report``           render the HTML report from the tables
 
 Bad input (a config error, a missing file, an unwritable directory) is one line on stderr and
@@ -12,16 +13,56 @@ exit code 2; the commands never leave a half-written output behind.
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import json
-import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import GradlabError, UsageError
+from .errors import UsageError
 
-__all__ = ["register", "load_config_file", "parse_group_args"]
+__all__ = ["register", "load_config_file", "parse_group_args", "SWEEP_MODULES",
+           "require_sweep_extra"]
+
+#: What the sweep extra (``pip install 'gradlab[sweep]'``) provides: import name -> package.
+SWEEP_MODULES = {"pandas": "pandas", "pyarrow": "pyarrow", "yaml": "pyyaml",
+                 "jinja2": "jinja2", "matplotlib": "matplotlib"}
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a finder that refuses it (as when the module is blocked)
+        return False
+
+
+def require_sweep_extra(command: str) -> None:
+    """Check that the sweep extra is installed before a sweep command runs.
+
+    Args:
+        command: the command's name, for the message.
+
+    Raises:
+        UsageError: one line naming the missing packages and the install command.
+    """
+    missing = [pkg for mod, pkg in SWEEP_MODULES.items() if not _importable(mod)]
+    if missing:
+        raise UsageError(f"gradlab {command} needs the sweep extra (missing: "
+                         f"{', '.join(missing)}); install it with: pip install 'gradlab[sweep]' "
+                         "(in a clone: pip install -e '.[sweep]')")
+
+
+def _needs_sweep_extra(command: str, handler: Callable[[argparse.Namespace], int]
+                       ) -> Callable[[argparse.Namespace], int]:
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        require_sweep_extra(command)
+        return handler(args)
+
+    return run
 
 
 def load_config_file(path: str | Path) -> Any:
@@ -74,27 +115,27 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .config import eps_label
-    from .sweep import ensure_writable, run_group, write_group
+    from .atomic import ensure_writable
+    from .sweep import run_group, write_group
 
-    dtype, seed, eps = parse_group_args(args.dtype, args.seed, args.eps)
+    dtype, seed, steps = parse_group_args(args.dtype, args.seed, args.eps)
     cfg = _config(args, load_models=False)
     ensure_writable(Path(args.out).parent, args.out)  # fail before the checks, not after
     started = time.time()
 
     def log(line: str) -> None:
-        print(line, file=sys.stderr)
+        print(line, file=sys.stderr, flush=True)
 
-    payload = run_group(cfg, dtype, seed, eps, log=log, cache_dir=args.cache,
-                        code_hash=args.code_hash)
+    payload = run_group(cfg, dtype, seed, steps, log=log, cache_dir=args.cache,
+                        code_hash=args.code_hash, progress=log)
     n = len(payload["timing"]["seconds"])
     c = payload["cells"]
-    cells = zip(c["model"], c["variant"], c["method"], c["status"], strict=True)
-    failed = len({(m, v, meth) for m, v, meth, status in cells if status == "failed"})
-    payload |= {"dtype": dtype, "seed": seed, "eps": eps_label(eps), "code_hash": args.code_hash,
+    cells = zip(c["model"], c["variant"], c["method"], c["eps"], c["status"], strict=True)
+    failed = len({cell[:4] for cell in cells if cell[4] == "failed"})
+    payload |= {"dtype": dtype, "seed": seed, "code_hash": args.code_hash,
                 "started": started, "finished": time.time()}
     write_group(args.out, payload)
-    print(f"group dtype={dtype} seed={seed} eps={eps_label(eps)}: {n} cells "
+    print(f"group dtype={dtype} seed={seed} ({len(payload['epsilons'])} steps): {n} cells "
           f"({payload['computed']} computed, {payload['reused']} reused, {failed} failed) "
           f"in {time.time() - started:.2f} s -> {args.out}")
     return 0
@@ -115,10 +156,23 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    import os
+def _cmd_examples(args: argparse.Namespace) -> int:
+    from .examples import write_examples
 
-    from .sweep import ensure_writable
+    cfg = _config(args, load_models=False)
+    tables = Path(args.tables)
+    for name in ("cells", "best_eps"):
+        if not (tables / f"{name}.parquet").is_file():
+            raise UsageError(f"--tables {tables}: no {name}.parquet there; run "
+                             "gradlab sweep-aggregate first")
+    written = write_examples(tables, cfg)
+    print(f"{len(written)} example tables -> {tables}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .atomic import ensure_writable
+    from .report import build_report
 
     tables = Path(args.tables)
     if not (tables / "cells.parquet").is_file():
@@ -131,78 +185,78 @@ def _cmd_report(args: argparse.Namespace) -> int:
     ensure_writable(out.parent, out)  # before the report is built, not after
     if figures is not None:
         ensure_writable(figures)
-    try:
-        from .report import build_report
-    except ImportError as exc:
-        raise GradlabError(f"the report module cannot be imported ({exc})") from None
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}{out.suffix}")
-    try:
-        written = Path(build_report(tables, tmp, args.title, figures,
-                                    log=lambda line: print(f"report: {line}", flush=True)))
-        os.replace(written, out)
-    except OSError as exc:  # name the figure that failed, else the report (not its temp file)
-        name = exc.filename2 or exc.filename  # a rename's target, else the file
-        failed = Path(str(name)) if name else tmp
-        where = out if failed.parent == tmp.parent else failed
-        raise GradlabError(f"cannot write {where}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    build_report(tables, out, args.title, figures,  # atomic; a failure names its file
+                 log=lambda line: print(f"report: {line}", flush=True))
     print(f"report -> {out}")
     return 0
 
 
-def parse_group_args(dtype: str, seed: str | int, eps: str) -> tuple[str, int, float | str]:
+def parse_group_args(dtype: str, seed: str | int, eps: str | None = None
+                     ) -> tuple[str, int, list[float | str] | None]:
     """Validate a group's coordinates given on the command line.
+
+    Args:
+        dtype, seed: the group.
+        eps: comma-separated steps as in the tables (``1e-07,auto``); ``None``: every step of
+            the config.
+
+    Returns:
+        ``(dtype, seed, steps)`` with ``steps`` a list, or ``None`` for the config's.
 
     Raises:
         UsageError: unknown dtype, a seed that is not a whole number >= 0, a bad step.
     """
-    from .config import DTYPES, parse_eps_label
+    from .vocab import DTYPE_NAMES, step_problem
 
-    if dtype not in DTYPES:
-        raise UsageError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    if dtype not in DTYPE_NAMES:
+        raise UsageError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPE_NAMES)}")
     try:
         seed_value = int(seed)
         if seed_value < 0:
             raise ValueError
     except ValueError:
         raise UsageError(f"--seed {seed!r}: give a whole number >= 0") from None
-    try:
-        value = parse_eps_label(eps)
-    except ValueError:
-        raise UsageError(f"--eps {eps!r}: give a positive step such as 1e-07, or auto") \
-            from None
-    if value != "auto" and not (math.isfinite(value) and value > 0):
-        raise UsageError(f"--eps {eps!r}: give a positive step such as 1e-07, or auto")
-    return dtype, seed_value, value
+    if eps is None:
+        return dtype, seed_value, None
+    steps: list[float | str] = []
+    for text in eps.split(","):
+        value, problem = step_problem(text.strip())
+        if problem:
+            raise UsageError(f"--eps {eps!r}: {text.strip()!r} {problem}; give positive steps "
+                             "such as 1e-07 (several: 1e-03,1e-07), or auto")
+        steps.append(value)
+    return dtype, seed_value, steps
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``sweep-config``, ``sweep-run``, ``sweep-aggregate`` and ``report`` to the CLI."""
+    """Add ``sweep-config``, ``sweep-run``, ``sweep-aggregate``, ``sweep-examples`` and
+    ``report`` to the CLI."""
     cfg = sub.add_parser(
         "sweep-config", help="validate a sweep config and show it normalised",
         description="Validate a sweep config (the same checks the workflow makes before any "
                     "job runs) and print it normalised, with the number of groups and cells.")
     _add_config(cfg)
-    cfg.set_defaults(handler=_cmd_config)
+    cfg.set_defaults(handler=_needs_sweep_extra("sweep-config", _cmd_config))
 
     run = sub.add_parser(
-        "sweep-run", help="run one group of sweep cells (one dtype x seed x eps)",
-        description="Check every model x variant x method of the config at one dtype, seed and "
-                    "step, and write the rows as one JSON group file (atomically). A cell whose "
-                    "model raises is recorded as failed with its reason; the rest still run.")
+        "sweep-run", help="run one group of sweep cells (one dtype x seed)",
+        description="Check every model x variant x step x method of the config at one dtype "
+                    "and seed, and write the rows as one JSON group file (atomically). A cell "
+                    "whose model raises is recorded as failed with its reason; the rest still "
+                    "run. Progress goes to stderr, one line per model.")
     _add_config(run)
     run.add_argument("--dtype", required=True, help="float64 or float32")
     run.add_argument("--seed", required=True, help="the seed (a whole number >= 0)")
-    run.add_argument("--eps", required=True, help="the step as in file names (1e-07) or auto")
+    run.add_argument("--eps", default=None, metavar="STEPS",
+                     help="only these steps, comma-separated as in the tables (1e-07,auto); "
+                          "default: every step of the config")
     run.add_argument("--out", required=True, metavar="FILE", help="the group file to write")
     run.add_argument("--cache", metavar="DIR", default=None,
                      help="keep each model's cells in a cache file there and reuse them, so a "
                           "rerun computes only cells it has not computed (default: no cache)")
     run.add_argument("--code-hash", default="",
                      help="hash of gradlab's source, recorded in the group file")
-    run.set_defaults(handler=_cmd_run)
+    run.set_defaults(handler=_needs_sweep_extra("sweep-run", _cmd_run))
 
     agg = sub.add_parser(
         "sweep-aggregate", help="build the sweep's tables from its group files",
@@ -215,7 +269,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="remembers which groups the last aggregation saw (for the computed / "
                           "reused counts in run.json)")
     agg.add_argument("groups", nargs="+", metavar="GROUP", help="group files from sweep-run")
-    agg.set_defaults(handler=_cmd_aggregate)
+    agg.set_defaults(handler=_needs_sweep_extra("sweep-aggregate", _cmd_aggregate))
+
+    ex = sub.add_parser(
+        "sweep-examples", help="compute the report's worked examples as tables",
+        description="Reproduce the seed exercise and recompute one flagged cell element by "
+                    "element; write seed.parquet, seed_blocks.parquet, seed_trap.parquet and "
+                    "case.parquet next to the tables (see docs/tables.md).")
+    _add_config(ex)
+    ex.add_argument("--tables", required=True, metavar="DIR",
+                    help="the tables directory (with cells.parquet and best_eps.parquet)")
+    ex.set_defaults(handler=_needs_sweep_extra("sweep-examples", _cmd_examples))
 
     rep = sub.add_parser(
         "report", help="render the sweep's HTML report",
@@ -225,4 +289,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--title", required=True, help="the report's title")
     rep.add_argument("--figures-dir", metavar="DIR", default=None,
                      help="also write the figures there as PNG files")
-    rep.set_defaults(handler=_cmd_report)
+    rep.set_defaults(handler=_needs_sweep_extra("report", _cmd_report))

@@ -18,19 +18,18 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import eps_label, normalise, parse_eps_label
+from .atomic import atomic_write, ensure_writable
+from .config import normalise
 from .errors import GradlabError
 from .spill import ROW_GROUP_ROWS, RowGroupWriter, Spill, arrow_table, typed_frame
 from .summaries import PARTITION, Summaries, summarise
 from .sweep import (
     CELL_COLUMNS,
-    CELL_KEYS,
     TIMING_COLUMNS,
-    atomic_write,
     count_cells,
-    ensure_writable,
     read_group,
 )
+from .vocab import CELL_KEYS, eps_label, parse_eps_label
 
 __all__ = ["aggregate", "summarise", "TABLES"]
 
@@ -119,6 +118,7 @@ def aggregate(files: Iterable[str | Path], cfg: Mapping[str, Any], out_dir: str 
     cfg = normalise(cfg, load_models=False)
     planned = {(d, int(s), eps_label(e)) for d in cfg["dtypes"] for s in cfg["seeds"]
                for e in cfg["epsilons"]}
+    steps = [eps_label(e) for e in cfg["epsilons"]]
     files = [Path(f) for f in files]
     seen_points: dict[tuple, Path] = {}
     groups: dict[str, dict[str, Any]] = {}  # file -> the little run.json needs
@@ -130,6 +130,10 @@ def aggregate(files: Iterable[str | Path], cfg: Mapping[str, Any], out_dir: str 
         n_buffered = 0
         for f in files:
             data = read_group(f)
+            if isinstance(data.get("epsilons"), list) and data["epsilons"] != steps:
+                raise GradlabError(f"group file {f} has the steps "
+                                   f"{', '.join(data['epsilons'])}, the config "
+                                   f"{', '.join(steps)}; rerun it")
             for point in sorted(_coordinates(data)):
                 if point not in planned:
                     raise GradlabError(

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradlab.config import eps_label
-from gradlab.sweep import CELL_KEYS
+from gradlab.vocab import CELL_KEYS, eps_label
 
 __all__ = ["plain_summarise"]
 

@@ -26,12 +26,10 @@ import pandas as pd
 
 from gradlab import __version__
 from gradlab.check import check_problem
-from gradlab.report.data import (
-    CELL_KEYS,
-    derive_summaries,
-    eps_label,
-)
+from gradlab.examples import write_examples
+from gradlab.report.data import derive_summaries
 from gradlab.spec import ModelSpec, build_problem, truth_of
+from gradlab.vocab import CELL_KEYS, eps_label
 
 __all__ = ["ModelEntry", "Grid", "make_tables", "write_model_file", "TINY", "file_models"]
 
@@ -209,6 +207,7 @@ def make_tables(out_dir: Path, grid: Grid | None = None) -> Path:
         **grid.extra_run,
     }
     (out_dir / "run.json").write_text(json.dumps(run, indent=2), encoding="utf-8")
+    write_examples(out_dir, config)  # what gradlab sweep-examples writes
     return out_dir
 
 

@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from pandas.testing import assert_frame_equal
 from plain_summaries import plain_summarise
 
-from gradlab.config import eps_label, normalise
+from gradlab.config import normalise
 from gradlab.sweep import CELL_COLUMNS, CELL_KEYS, read_group, run_group, write_group
 from gradlab.tables import TABLES, aggregate
+from gradlab.vocab import eps_label
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_model.py"
 
@@ -38,7 +39,8 @@ def _config() -> dict:
 def _real_groups(cfg: dict, out: Path) -> list[Path]:
     """Group files made by run_group/write_group, one per dtype x seed x eps (or one per dtype x
     seed where run_group takes no step: the layout is the sweep's business, not this test's)."""
-    per_step = "eps" in inspect.signature(run_group).parameters
+    eps_arg = inspect.signature(run_group).parameters.get("eps")
+    per_step = eps_arg is not None and eps_arg.default is inspect.Parameter.empty
     files = []
     for dtype in cfg["dtypes"]:
         for seed in cfg["seeds"]:

@@ -8,7 +8,6 @@ allowed; a few go through the CLI and through Snakemake itself (see test_workflo
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
@@ -19,18 +18,15 @@ import yaml
 
 from gradlab.bugs import CATALOGUE
 from gradlab.config import (
-    DEFAULTS,
     ConfigError,
     digest,
     dumps,
-    eps_label,
     normalise,
-    parse_eps_label,
     source_hash,
 )
+from gradlab.vocab import eps_label, parse_eps_label
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 BROKEN = "import numpy as np\ndef init(seed:\n"
 NO_GRADIENTS = "def init(seed):\n    return {'w': [1.0]}, None, None\ndef cost(p, X, Y):\n" \
@@ -60,9 +56,11 @@ BAD = [
     ({"mutations": {"kinds": ["scal"]}}, ["mutations.kinds[0]", "'scal'", "did you mean "
                                            "'scale'", "allowed: scale"]),
     ({"mutations": {"sizes": [0.5, 2.0]}}, ["mutations.sizes[1]", "2.0", "0 < size < 1"]),
-    ({"mutations": {"sizes": [1e-3, "1e-3"]}}, ["mutations.sizes[1]", "listed twice"]),
+    ({"mutations": {"sizes": [1e-3, "1e-3"]}}, ["mutations.sizes[1]", "listed twice",
+                                                   "list each size once"]),
     ({"mutations": {"seeds": 0}}, ["mutations.seeds", "0 is not allowed", ">= 1"]),
-    ({"mutations": {"size": [1e-3]}}, ["mutations.size", "did you mean 'sizes'"]),
+    ({"mutations": {"size": [1e-3]}}, ["mutations.size", "did you mean 'sizes'",
+      "allowed keys of mutations: kinds, sizes, seeds"]),
     ({"mutations": [1e-3]}, ["'mutations'", "not a mapping", "kinds"]),
     ({"models": [{"kind": "mlp", "localise": "some"}]}, ["models[0].localise", "'some'",
                                                           "auto, failing, all, none"]),
@@ -77,7 +75,7 @@ BAD = [
     ({"epsilons": [1e-3, "1e-3"]}, ["epsilons[1]", "'1e-3'", "listed twice"]),
     ({"epsilons": 0.001}, ["'epsilons'", "0.001", "not a list"]),
     ({"seeds": []}, ["'seeds'", "empty", "0, 1, 2"]),
-    ({"seeds": [1, 2, 1]}, ["seeds[2]", "seed 1 is listed twice"]),
+    ({"seeds": [1, 2, 1]}, ["seeds[2]", "seed 1 is listed twice", "list each seed once"]),
     ({"seeds": [-1]}, ["seeds[0]", "-1", ">= 0"]),
     ({"seeds": [1.5]}, ["seeds[0]", "1.5", "whole numbers"]),
     ({"seeds": ["a"]}, ["seeds[0]", "'a'", "whole numbers"]),
@@ -90,7 +88,7 @@ BAD = [
     ({"dtypes": ["float16"]}, ["dtypes[0]", "'float16'", "allowed: float32, float64"]),
     ({"models": [{"kind": "cnn"}]}, ["models[0].kind", "'cnn'", "allowed: seed-net, mlp"]),
     ({"models": [{"name": "x"}]}, ["models[0].kind", "missing", "seed-net, mlp"]),
-    ({"models": []}, ["'models'", "empty"]),
+    ({"models": []}, ["'models'", "empty", "give at least one value"]),
     ({"models": ["mlp"]}, ["models[0]", "'mlp'", "not a mapping"]),
     (mlp(keepprob=0.5), ["models[0].keepprob", "did you mean 'keep_prob'", "allowed keys"]),
     (mlp(keep_prob=1.5), ["models[0].keep_prob", "1.5", "outside (0, 1]"]),
@@ -98,7 +96,8 @@ BAD = [
     (mlp(dims=[4, 0, 1]), ["models[0].dims", "[4, 0, 1]", "impossible", "ending in 1"]),
     (mlp(dims=[4, 5, 2]), ["models[0].dims", "[4, 5, 2]", "impossible", "e.g. [4, 5, 3, 1]"]),
     (mlp(dims=[4]), ["models[0].dims", "[4]", "at least two"]),
-    (mlp(dims=[4000, 4000, 1]), ["models[0].dims", "more than 100000 parameters"]),
+    (mlp(dims=[4000, 4000, 1]), ["models[0].dims", "more than 100000 parameters",
+                                     "use smaller layers"]),
     (mlp(examples=0), ["models[0].examples", "0", "from 1 to 100000"]),
     (mlp(**{"lambda": -1}), ["models[0].lambda", "-1", ">= 0"]),
     (mlp(**{"lambda": "lots"}), ["models[0].lambda", "'lots'", "not a number"]),
@@ -106,7 +105,8 @@ BAD = [
      ["models[0].dims", "does not apply to kind 'seed-net'", "takes: name, kind, lambda"]),
     ({"models": [{"kind": "mlp", "name": "a"}, {"kind": "seed-net", "name": "a"}]},
      ["models[1].name", "'a'", "must be unique"]),
-    ({"models": [{"kind": "mlp", "name": "a\nb"}]}, ["models[0].name", "control characters"]),
+    ({"models": [{"kind": "mlp", "name": "a\nb"}]}, ["models[0].name",
+     "1 to 80 characters without control characters"]),
     ({"models": [{"kind": "file"}]}, ["models[0].path", "missing", ".py file"]),
     ({"models": [{"kind": "file", "path": "nope.py"}]},
      ["models[0].path", "'nope.py'", "does not exist", ".py file"]),
@@ -126,14 +126,17 @@ BAD = [
                                                  "not a number"]),
     ({"limits": {"memory_mb": 0}}, ["limits.memory_mb", "0 is not allowed", "whole number > 0"]),
     ({"limits": {"memory_mb": 1.5}}, ["limits.memory_mb", "1.5", "not an integer", "null"]),
-    ({"limits": {"timeout": 3}}, ["limits.timeout", "allowed keys of limits: seconds_per_check"]),
+    ({"limits": {"timeout": 3}}, ["limits.timeout",
+                                  "allowed keys of limits: seconds_per_check, memory_mb"]),
     ({"limits": 600}, ["'limits'", "600", "not a mapping", "seconds_per_check"]),
     ({"dtypes": ["float32"]}, ["'dtypes'", "float32", "add float64"]),
     ({"verdict": {"threshold": -1}}, ["verdict.threshold", "-1", "positive number"]),
-    ({"verdict": {"treshold": 1e-7}}, ["verdict.treshold", "did you mean 'threshold'"]),
+    ({"verdict": {"treshold": 1e-7}}, ["verdict.treshold", "did you mean 'threshold'",
+      "allowed keys of verdict: threshold"]),
     ({"verdict": 3}, ["'verdict'", "3", "not a mapping"]),
     ({"report": {"title": ""}}, ["report.title", "''", "1 to 200 characters"]),
-    ({"report": {"titel": "x"}}, ["report.titel", "did you mean 'title'"]),
+    ({"report": {"titel": "x"}}, ["report.titel", "did you mean 'title'",
+                                  "allowed keys of report: title"]),
     ([1, 2], ["config", "not a mapping", "models"]),
 ]
 
@@ -150,10 +153,6 @@ def test_bad_config_is_rejected_with_a_clear_message(raw, fragments, files, monk
     assert message.startswith("config")
     for fragment in fragments:
         assert fragment in message, (fragment, message)
-
-
-def test_at_least_25_distinct_rejections():
-    assert len(BAD) >= 25
 
 
 def test_defaults_are_the_documented_grid(monkeypatch):
@@ -210,32 +209,6 @@ def test_normalised_form_is_stable_and_idempotent(monkeypatch):
     assert digest(a) == digest(a | {"report": {"title": "another title"}})
 
 
-def test_schema_accepts_normalised_configs_and_fills_the_same_defaults(monkeypatch):
-    from snakemake.utils import validate
-
-    monkeypatch.chdir(ROOT)
-    cfg = normalise({})
-    validate(copy.deepcopy(cfg), str(SCHEMA))
-    filled: dict = {}
-    validate(filled, str(SCHEMA))
-    assert normalise(filled) == cfg
-    schema = yaml.safe_load(SCHEMA.read_text())
-    assert schema["$defs"]["variant"]["enum"] == list(CATALOGUE)
-    assert schema["properties"]["seeds"]["default"] == DEFAULTS["seeds"]
-
-
-@pytest.mark.parametrize("raw", [{"sedes": [0]}, {"epsilons": [-1.0]},
-                                 {"models": [{"kind": "mlp", "extra": 1}]},
-                                 {"limits": {"seconds_per_check": 0}},
-                                 {"limits": {"memory_mb": 1.5}}])
-def test_schema_rejects_what_python_rejects(raw):
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
-
-    with pytest.raises(WorkflowError):
-        validate(copy.deepcopy(raw), str(SCHEMA))
-
-
 def test_eps_labels_round_trip():
     for eps in [1e-1, 1e-7, 1e-12, 2.5e-7, 3e-5, 0.1 + 0.2, 1.0]:
         label = eps_label(eps)
@@ -280,7 +253,7 @@ def test_cli_shows_the_normalised_config(tmp_path):
                           str(config)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     shown = json.loads(out.stdout)
-    assert shown["groups"] == 3 * 2
+    assert shown["groups"] == 3  # one per dtype x seed, every step inside
     # seed 0: seed-net 2 variants + linear1d 1, each + reference + sign; seeds 1, 2: 2 + 1
     assert shown["cells"] == 2 * ((2 + 2) + (1 + 2)) + 2 * 2 * (2 + 1)
     assert shown["config"]["mutations"] == {"kinds": ["sign"], "seeds": 1, "sizes": []}

@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import random
 import re
 import shutil
 import subprocess
@@ -443,7 +442,7 @@ def test_snakemake_unwritable_results_or_reports(tmp_path, read_only):
     res = snake()
     out = res.stdout + res.stderr
     assert res.returncode != 0
-    assert re.search(r"Failed to create output directory results/cells/float64/seed0\.\s+"
+    assert re.search(r"Failed to create output directory results/cells/float64\.\s+"
                      r"PermissionError: .*(Operation not permitted|Permission denied): "
                      r"'results/cells'", out), out[-3000:]
     assert list(results.iterdir()) == []
@@ -479,7 +478,7 @@ DET = {
     ],
     "variants": ["correct", "seed-bugs", "sign-flip"],
     "methods": ["central", "five-point", "complex-step"],
-    "seeds": [0, 3],
+    "seeds": [0, 3, 5],
     "epsilons": [1e-5, "auto"],
 }
 VOLATILE = ("started", "finished", "check_cpu_seconds")  # wall-clock facts of one run
@@ -497,13 +496,12 @@ def stable_part(path: Path) -> str:
 def run_groups(cfg: dict, out: Path, hash_seed: str, reverse: bool) -> list[Path]:
     """Every group of the grid, each by its own ``gradlab sweep-run`` process."""
     env = dict(ENV, PYTHONHASHSEED=hash_seed)
-    keys = [(s, e) for s in cfg["seeds"] for e in ("1e-05", "auto")]
+    keys = list(cfg["seeds"])
     procs, files = [], []
-    for seed, eps in reversed(keys) if reverse else keys:
-        path = out / f"seed{seed}-eps{eps}.json"
+    for seed in reversed(keys) if reverse else keys:
+        path = out / f"seed{seed}.json"
         cmd = [sys.executable, "-m", "gradlab.cli", "sweep-run", "--config-json",
-               grid_json(cfg), "--dtype", "float64", "--seed", str(seed), "--eps", eps,
-               "--out", str(path)]
+               grid_json(cfg), "--dtype", "float64", "--seed", str(seed), "--out", str(path)]
         procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE, text=True))
         files.append(path)
@@ -527,7 +525,7 @@ def test_reruns_and_file_order_give_the_same_bytes(tmp_path):
     cfg = normalise(DET, base=ROOT)
     a = run_groups(cfg, tmp_path / "a", hash_seed="1", reverse=False)
     b = run_groups(cfg, tmp_path / "b", hash_seed="2", reverse=True)
-    assert [p.name for p in a] == [p.name for p in b] and len(a) == 4
+    assert [p.name for p in a] == [p.name for p in b] and len(a) == 3
     for fa, fb in zip(a, b, strict=True):
         # the check results are identical to the bit; only clock readings differ
         assert stable_part(fa) == stable_part(fb), fa.name
@@ -537,8 +535,7 @@ def test_reruns_and_file_order_give_the_same_bytes(tmp_path):
     assert {"ok", "bug", "inconclusive", "failed"} <= set(cells["cell_verdict"])
 
     first = aggregate(cfg, a, tmp_path / "t1")
-    shuffled = random.Random(5).sample(a, len(a))
-    assert shuffled not in (a, list(reversed(a)))
+    shuffled = a[1:] + a[:1]  # neither the order written nor its reverse
     again = aggregate(cfg, shuffled, tmp_path / "t2")
     assert set(again) == set(first)
     for name in first:

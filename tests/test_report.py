@@ -21,6 +21,7 @@ from browser import browser_problem, open_page
 from report_fixture import TINY, Grid, file_models, make_tables
 
 from gradlab.report import FIGURE_NAMES, build_report
+from gradlab.spec import build_problem
 
 PAYLOADS = [
     "<script>alert(1)</script>",
@@ -135,20 +136,67 @@ def test_large_sweeps_get_a_summary_table(tables, monkeypatch):
 
 def test_derived_summaries_match_the_sweep(tables, tmp_path):
     """When the summary tables are missing, the report derives them with the sweep's code."""
-    sweep = pytest.importorskip("gradlab.sweep")
     from gradlab.report.data import load_tables
+    from gradlab.tables import summarise
 
     only = tmp_path / "only-cells"
     only.mkdir()
     (only / "cells.parquet").write_bytes((tables / "cells.parquet").read_bytes())
     loaded = load_tables(only)
     assert loaded.derived == {"detection", "localisation", "best_eps"}
-    want = sweep.summarise(pd.read_parquet(tables / "cells.parquet"))
+    want = summarise(pd.read_parquet(tables / "cells.parquet"))
     for name in ("detection", "localisation", "best_eps"):
         exp = want[name].reset_index(drop=True)
         got = getattr(loaded, name)
         pd.testing.assert_frame_equal(got[exp.columns].reset_index(drop=True), exp,
                                       check_dtype=False)
+
+
+def test_case_table_holds_the_cells_elements(tables):
+    """case.parquet (written by the sweep's gradlab.examples): a flagged cell of the tables,
+    its failing blocks' gradient equal to the model's own backprop and its estimate equal to a
+    plain central difference computed here, its truth the exact ground truth."""
+    from gradlab.spec import truth_of
+    from gradlab.vocab import model_spec
+
+    case = pd.read_parquet(tables / "case.parquet")
+    head = case.iloc[0]
+    assert head["error"] == "" and bool(head["in_sweep"]) and head["method"] == "central"
+    cells = pd.read_parquet(tables / "cells.parquet")
+    row = cells[(cells.model == head["model"]) & (cells.variant == head["variant"])
+                & (cells.seed == head["seed"]) & (cells.method == head["method"])]
+    assert row["flagged"].any()
+    entry = {m["name"]: m for m in json.loads((tables / "run.json").read_text())["config"]
+             ["models"]}[head["model"]]
+    problem = build_problem(model_spec(entry, head["variant"], int(head["seed"]),
+                                       head["dtype"]))
+    grads = problem.gradients(problem.params, problem.X, problem.Y)
+    assert set(case.loc[case["in_truth"], "block"]) == set(truth_of(problem))
+    h, failing = float(head["eps"]), case[case["failing"]]
+    assert len(failing)
+    for r in failing.itertuples():
+        np.testing.assert_array_equal(np.asarray(r.grad), np.ravel(grads["d" + r.block]))
+        base = problem.params[r.block]
+        central = []
+        for i in range(base.size):
+            values = []
+            for step in (h, -h):
+                p = {k: v.copy() for k, v in problem.params.items()}
+                p[r.block].reshape(-1)[i] += step
+                values.append(float(problem.cost(p, problem.X, problem.Y)))
+            central.append((values[0] - values[1]) / (2 * h))
+        np.testing.assert_allclose(np.asarray(r.approx), central, rtol=1e-6, atol=1e-9)
+        assert tuple(r.shape) == base.shape
+
+
+def test_sweep_examples_needs_the_tables(tmp_path, capsys):
+    from gradlab.cli import main
+
+    code = main(["sweep-examples", "--config-json", "{}", "--tables", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0] == (f"gradlab: error: --tables {tmp_path}: no cells.parquet there; run "
+                      "gradlab sweep-aggregate first")
 
 
 def test_missing_tables_are_tolerated(tables, tmp_path):
@@ -162,7 +210,9 @@ def test_missing_tables_are_tolerated(tables, tmp_path):
     empty.mkdir()
     text = build_report(empty, tmp_path / "b.html", "empty").read_text()
     assert "cells.parquet is missing" in text
-    assert "2.919335883291695e-10" in text  # the seed section needs no tables
+    # the seed and the case are the sweep's tables too (gradlab sweep-examples): said missing
+    assert "2.919335883291695e-10" not in text and "seed_trap.parquet) are missing" in text
+    assert "case.parquet is missing" in text
     (empty / "cells.parquet").write_bytes(b"not parquet")
     (empty / "run.json").write_text("{not json")
     text = build_report(empty, tmp_path / "c.html", "broken").read_text()
@@ -205,7 +255,7 @@ def injected(tables, tmp_path_factory) -> Path:
                        else np.ones(len(df), dtype=bool))
             df.loc[flagged, "diagnosis"] = [PAYLOADS[i % len(PAYLOADS)]
                                             for i in range(int(flagged.sum()))]
-        if "error" in df.columns:
+        if "status" in df.columns:  # the cells' reasons (case.parquet has no status)
             failed = (df["status"] == "failed").to_numpy()
             df.loc[failed, "error"] = " | ".join(PAYLOADS)
         df.to_parquet(out / path.name, index=False)

@@ -67,8 +67,8 @@ def _jobs_in(workdir: Path) -> dict[str, tuple[str, int]]:
 
 
 def check_jobs(config: dict) -> int:
-    """check_group jobs of a sweep: one per dtype x seed x step."""
-    return len(config["dtypes"]) * len(config["seeds"]) * len(config["epsilons"])
+    """check_group jobs of a sweep: one per dtype x seed."""
+    return len(config["dtypes"]) * len(config["seeds"])
 
 
 def expected_slurm_jobs(config: dict, profile: dict) -> int:
@@ -77,11 +77,11 @@ def expected_slurm_jobs(config: dict, profile: dict) -> int:
     return math.ceil(check_jobs(config) / profile["group-components"][group])
 
 
-def test_default_sweep_is_a_few_dozen_slurm_jobs():
-    """The profile's grouping turns the default sweep's check jobs (120) into a few dozen (24)."""
+def test_default_sweep_is_five_slurm_jobs():
+    """The profile's grouping turns the default sweep's check jobs (10) into 5 SLURM jobs."""
     default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    assert check_jobs(default) >= 100
-    assert 10 <= expected_slurm_jobs(default, PROFILE) <= 50
+    assert check_jobs(default) == 10
+    assert expected_slurm_jobs(default, PROFILE) == 5
 
 
 @pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
@@ -112,7 +112,7 @@ def test_slurm_tables_identical_to_local(cluster, tmp_path):
                 timeout=900)
     log = out.stdout + out.stderr
     jobs = _jobs_in(remote.resolve())
-    # 6 check jobs, 5 to a group: exactly 2 SLURM jobs, all completed; nothing else submitted
+    # 3 check jobs, 2 to a group: exactly 2 SLURM jobs, all completed; nothing else submitted
     expected = expected_slurm_jobs(CONFIG, PROFILE)
     assert expected < check_jobs(CONFIG), "the small config must exercise the grouping"
     assert len(jobs) == expected, f"SLURM accounting shows {jobs}, expected {expected} jobs:\n" \

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import subprocess
 import sys
@@ -13,13 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from gradlab.atomic import atomic_write
 from gradlab.config import normalise
 from gradlab.errors import GradlabError
 from gradlab.sweep import (
     CELL_COLUMNS,
     TIMING_COLUMNS,
-    aggregate,
-    atomic_write,
     cells_of_group,
     check_params,
     count_cells,
@@ -30,6 +28,7 @@ from gradlab.sweep import (
     write_group,
 )
 from gradlab.sweep_cli import parse_group_args
+from gradlab.tables import aggregate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,29 +76,32 @@ def run_all(cfg: dict, out: Path, order=None) -> list[Path]:
     if order is not None:
         keys = order(keys)
     files = []
-    for dtype, seed, label in keys:
-        payload = run_group(cfg, dtype, seed, "auto" if label == "auto" else float(label))
-        payload |= {"dtype": dtype, "seed": seed, "eps": label, "started": 1.0}
-        files.append(write_group(out / group_path(dtype, seed, label), payload))
+    for dtype, seed in keys:
+        payload = run_group(cfg, dtype, seed)
+        payload |= {"dtype": dtype, "seed": seed, "started": 1.0}
+        files.append(write_group(out / group_path(dtype, seed), payload))
     return files
 
 
 def test_grid_counts_and_groups(tmp_path):
     cfg = tiny(tmp_path)
-    assert group_keys(cfg) == [("float64", s, e) for s in (0, 1) for e in ("1e-03", "1e-07")]
-    per_group = cells_of_group(cfg, "float64")
+    assert group_keys(cfg) == [("float64", 0), ("float64", 1)]
+    per_step = cells_of_group(cfg, "float64")
     # networks x variants x methods + files x correct x methods
-    assert len(per_group) == 2 * 2 * 2 + 3 * 1 * 2
-    assert count_cells(cfg) == 4 * len(per_group)
+    assert len(per_step) == 2 * 2 * 2 + 3 * 1 * 2
+    assert count_cells(cfg) == 2 * 2 * len(per_step)  # seeds x steps
+    payload = run_group(cfg, "float64", 1)
+    assert payload["epsilons"] == ["1e-03", "1e-07"]  # the config, normalised (sorted)
+    assert len(payload["timing"]["seconds"]) == 2 * len(per_step) == payload["computed"]
     f32 = normalise({"models": [{"kind": "seed-net"}], "dtypes": ["float32", "float64"],
                      "seeds": [0], "epsilons": [1e-3]})
     assert [k[0] for k in group_keys(f32)] == ["float32", "float64"]
 
 
-def test_default_grid_size():
-    os.chdir(ROOT)
+def test_default_grid_size(monkeypatch):
+    monkeypatch.chdir(ROOT)
     cfg = normalise({})
-    assert len(group_keys(cfg)) == 120
+    assert len(group_keys(cfg)) == 10
     # 12 steps x 4 methods x (10 seeds x (18 + 18 catalogue variants + linear1d + my_model)
     # + 3 mutated seeds x 4 models x (reference + scale, element at 4 sizes + sign))
     assert count_cells(cfg) == 12 * 4 * (10 * (18 + 18 + 1 + 1) + 3 * 4 * (1 + 2 * 4 + 1))
@@ -249,11 +251,14 @@ def test_unwritable_path_is_a_clear_error(tmp_path):
     (("float64", "x", "1e-07"), "--seed 'x'"),
     (("float64", "0", "abc"), "--eps 'abc'"),
     (("float64", "0", "-1e-07"), "--eps '-1e-07'"),
+    (("float64", "0", "1e-07,,auto"), "--eps '1e-07,,auto'"),
 ])
 def test_group_arguments_are_validated(args, fragment):
     with pytest.raises(GradlabError, match="^" + fragment.replace("(", r"\(")):
         parse_group_args(*args)
-    assert parse_group_args("float64", "3", "auto") == ("float64", 3, "auto")
+    assert parse_group_args("float64", "3", "auto") == ("float64", 3, ["auto"])
+    assert parse_group_args("float64", "3", "1e-07,auto") == ("float64", 3, [1e-07, "auto"])
+    assert parse_group_args("float64", "3") == ("float64", 3, None)
 
 
 def cli(*args, cwd=ROOT):
@@ -270,7 +275,7 @@ def test_cli_run_and_aggregate(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "failed: raises correct seed 0 central eps 1e-07" in res.stderr
     assert "(14 computed, 0 reused, 4 failed)" in res.stdout
-    assert read_group(out)["eps"] == "1e-07"
+    assert read_group(out)["epsilons"] == ["1e-07"]
     res = cli("sweep-aggregate", "--config-json", json.dumps(cfg), "--out-dir",
               str(tmp_path / "t"), str(out))
     assert res.returncode == 0, res.stderr

@@ -127,6 +127,7 @@ class VmapEvaluator:
     """
 
     tiny = False
+    kink_radius = None  # a framework's cost: its kinks are unknown
 
     def __init__(self, ad: Adapter, layout: Layout, likes: Mapping[str, Any],
                  cost: Callable[..., Any], X: Any, Y: Any):

@@ -11,34 +11,30 @@ from __future__ import annotations
 import base64
 import dataclasses
 import math
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
 from .. import __version__
-from ..check import check_problem
-from ..spec import ModelSpec, build_problem, truth_of
+from ..atomic import atomic_write_bytes
+from ..examples import v_bottoms
+from ..vocab import CELL_KEYS, method_sort_key
 from . import figures as F
 from . import sections as S
 from . import where as W
 from . import yours as Y
 from .data import (
-    CELL_KEYS,
     Tables,
     cell_frame,
     csv_data_uri,
-    eps_label,
     flatten_run,
     load_tables,
 )
-from .seed import SEED_EPS, seed_section
+from .seed import case_section, seed_section
 from .tidy import tidy_download
 
 __all__ = ["build_report", "FIGURE_NAMES", "TABLE_ROW_LIMIT"]
@@ -47,22 +43,6 @@ FIGURE_NAMES = ("seed-threshold-trap.png", "verdict-matrix.png", "error-vs-eps.p
                 "block-heatmap.png", "element-heatmaps.png")
 TABLE_ROW_LIMIT = 2000  # cells shown one per row up to this many
 SUMMARY_ROW_LIMIT = 4000  # else rows over seeds, up to this many
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _env() -> jinja2.Environment:
@@ -92,112 +72,11 @@ def _img(fig: F.Figure) -> dict[str, Any]:
             "alt": fig.alt, "width": fig.width, "height": fig.height, "name": fig.name}
 
 
-def _config_models(run: dict | None) -> dict[str, dict[str, Any]]:
-    """Model entries of the sweep's normalised config (``run.json``'s ``config.models``)."""
-    cfg = (run or {}).get("config")
-    models = cfg.get("models") if isinstance(cfg, dict) else None
-    if not isinstance(models, list):
-        return {}
-    return {str(m.get("name")): m for m in models if isinstance(m, dict)}
-
-
-def _spec(kind: str, entry: dict[str, Any] | None, variant: str, seed: int, dtype: str
-          ) -> ModelSpec | None:
-    entry = entry or {}
-    extra: dict[str, Any] = {"lambd": float(entry.get("lambda") or 0.0),
-                             "keep_prob": float(entry.get("keep_prob") or 1.0)}
-    if kind == "mlp":
-        if not entry.get("dims"):
-            return None
-        extra.update(dims=tuple(int(x) for x in entry["dims"]),
-                     examples=int(entry.get("examples") or 3))
-    elif kind != "seed-net":
-        return None
-    return ModelSpec(kind, variant=variant, seed=seed, dtype=dtype, **extra)
-
-
-def _pick_case(t: Tables) -> tuple[str, str, str, str, int, ModelSpec] | None:
-    """The sweep's cell to show element by element: seed-bugs on a seed-net model if there,
-    else the first flagged network cell whose model the config describes."""
-    cells, entries = t.cells, _config_models(t.run)
-    if cells is None or "model_kind" not in cells.columns or "flagged" not in cells.columns:
-        return None
-    done = cells[(_status(cells) != "failed") & cells["model_kind"].isin(["seed-net", "mlp"])
-                 & cells["flagged"].astype(bool)]
-    if done.empty:
-        return None
-    rank = (done["model_kind"] != "seed-net").astype(int) * 2 + (done["variant"] != "seed-bugs")
-    for _, row in done.assign(_r=rank).sort_values(["_r", "model", "dtype", "variant", "seed"],
-                                                   kind="stable").iterrows():
-        model, dtype, variant = str(row["model"]), str(row["dtype"]), str(row["variant"])
-        spec = _spec(str(row["model_kind"]), entries.get(model), variant, int(row["seed"]),
-                     dtype)
-        if spec is not None:
-            methods = list(cells.loc[cells.model == model, "method"].unique())
-            method = "central" if "central" in methods else sorted(methods)[0]
-            return model, dtype, variant, method, int(row["seed"]), spec
-    return None
-
-
-def _status(df: pd.DataFrame) -> pd.Series:
-    return df["status"] if "status" in df.columns else pd.Series("done", index=df.index)
-
-
-def _chosen_case(t: Tables, best: dict, bottoms: dict) -> dict[str, Any]:
-    """Pick and recompute the case whose failing blocks are shown element by element."""
-    picked = _pick_case(t)
-    if picked is None:
-        model, dtype, variant, method, seed = "seed-net", "float64", "seed-bugs", "central", 0
-        spec, in_sweep = ModelSpec("seed-net", variant="seed-bugs"), False
-    else:
-        (model, dtype, variant, method, seed, spec), in_sweep = picked, True
-    b = best.get((model, dtype, method))
-    eps = b["eps"] if b and np.isfinite(b["eps"]) else SEED_EPS
-    eps = bottoms.get((model, dtype, method), eps)
-    cfg = (t.run or {}).get("config")
-    verdict = cfg.get("verdict") if isinstance(cfg, dict) else None
-    threshold = verdict.get("threshold") if isinstance(verdict, dict) else None
-    case = {"model": model, "dtype": dtype, "variant": variant, "method": method, "seed": seed,
-            "eps": eps_label(eps), "in_sweep": in_sweep, "blocks": [], "error": "",
-            "agreement": "", "threshold": threshold}
-    try:
-        problem = build_problem(spec)
-        result = check_problem(problem, method=method, eps=eps, seed=seed,
-                               threshold=float(threshold) if threshold else None)
-    except Exception as exc:  # show the reason instead of the figure
-        case["error"] = f"{type(exc).__name__}: {exc}"
-        return case
-    truth = truth_of(problem)
-    case["verdict"], case["difference"] = result.verdict, result.difference
-    case["truth"] = ", ".join(f"{k} (relative change {S.fmt_sci(v)})" for k, v in truth.items())
-    failing = result.failing()
-    case["blocks"] = [{"name": blk.name, "verdict": blk.verdict, "diagnosis": blk.diagnosis,
-                       "difference": blk.difference, "in_truth": blk.name in truth}
-                      for blk in result.blocks if blk.verdict != "ok"]
-    case["figure"] = F.element_heatmaps_figure(
-        [(blk.name, result.grad[blk.name], result.approx[blk.name]) for blk in failing],
-        f"{model}, variant {variant}, {result.method}, eps {eps_label(eps)}, seed {seed}")
-    if in_sweep and t.cells is not None:
-        c = t.cells
-        sub = c[(c.model == model) & (c.dtype == dtype) & (c.variant == variant)
-                & (c.method == method) & (c.seed == seed)
-                & (c["eps"].map(eps_label) == eps_label(eps))]
-        table = dict(zip(sub["block"].astype(str), sub["difference"], strict=True))
-        mine = {blk.name: blk.difference for blk in result.blocks}
-        if table and all(k in table and np.isclose(v, table[k], rtol=1e-6, atol=1e-15)
-                         for k, v in mine.items()):
-            case["agreement"] = "matches the sweep's table for this cell, block by block"
-        elif table:
-            case["agreement"] = ("does not match the sweep's table for this cell exactly (was "
-                                 "the table made by another gradlab version?)")
-    return case
-
-
 def _full_table(cf: pd.DataFrame | None, det: pd.DataFrame | None) -> dict[str, Any]:
     if cf is None or cf.empty:
         return {"mode": "none", "rows": [], "note": "no cells table"}
     order = {v: i for i, v in enumerate(S.variant_order(cf["variant"].unique()))}
-    cf = cf.assign(_v=cf["variant"].map(order), _m=[S.method_sort_key(m) for m in cf["method"]],
+    cf = cf.assign(_v=cf["variant"].map(order), _m=[method_sort_key(m) for m in cf["method"]],
                    _e=-cf["eps"].fillna(0.0))
     cf = cf.sort_values(["model", "dtype", "_v", "seed", "_m", "_e"], kind="stable")
     if len(cf) <= TABLE_ROW_LIMIT:
@@ -249,7 +128,8 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
     Args:
         tables_dir: folder with ``cells.parquet`` and the summaries (``docs/tables.md``);
             missing optional tables are derived or reported on the page.
-        out_html: the HTML file to write (atomically: temp file, then rename).
+        out_html: the HTML file to write (atomically: temp file, then rename; after the
+            figures, so that a figure that cannot be written leaves the old page).
         title: the page title (escaped like every other string).
         figures_dir: if given, each figure is also saved there as PNG under the fixed names
             :data:`FIGURE_NAMES` (a placeholder image when a figure has no data).
@@ -259,6 +139,9 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
     Returns:
         ``out_html``. Past a size limit the tidy data is written beside it instead of
         embedded (:mod:`gradlab.report.tidy`).
+
+    Raises:
+        GradlabError: ``cannot write PATH: reason`` for the page or a figure.
     """
     tables_dir, out_html = Path(tables_dir), Path(out_html)
     t = load_tables(tables_dir, catalogue_only=True)
@@ -272,9 +155,10 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
     files = _file_models(all_cells, t)
     cf = cell_frame(cells) if cells is not None and len(cells) else None
     best = S.best_eps_map(t)
-    bottoms = S.v_bottoms(cf)
-    seed = seed_section()
-    figs: dict[str, F.Figure] = {"seed-threshold-trap.png": F.trap_figure(seed)}
+    bottoms = v_bottoms(cf)
+    seed = seed_section(t)
+    figs: dict[str, F.Figure] = {"seed-threshold-trap.png": F.trap_figure(seed) if seed else
+                                 F.placeholder("seed-threshold-trap.png", "no seed tables")}
     counts = S.status_counts(cf)
     # the catalogue's matrices: a model file has no bug variants and no known truth of its own
     # (its verdict is in "Your models"), so it has no row there
@@ -300,9 +184,10 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
         figs["error-vs-eps.png"] = F.placeholder("error-vs-eps.png", "no cells table")
         panels = []
     figs["block-heatmap.png"] = F.block_heatmap_figure(panels)
-    case = _chosen_case(t, best, bottoms)
-    figs["element-heatmaps.png"] = case.pop("figure", None) or F.placeholder(
-        "element-heatmaps.png", "the chosen case could not be recomputed")
+    case, failing = case_section(t.case)
+    figs["element-heatmaps.png"] = F.placeholder(
+        "element-heatmaps.png", "the chosen case could not be recomputed") if case["error"] \
+        else F.element_heatmaps_figure(failing, case["title"])
     download = tidy_download(tables_dir / "cells.parquet", None if cells is None else
                              cells.sort_values([c for c in CELL_KEYS + ["block"]
                                                 if c in cells.columns], kind="stable"),
@@ -327,13 +212,13 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
         "figs": {name: _img(f) for name, f in figs.items() if name != "verdict-matrix.png"},
     }
     html = _env().get_template("report.html").render(**context)
-    _atomic_write(out_html, html.encode("utf-8"))
-    if figures_dir is not None:
+    if figures_dir is not None:  # first: a figure that cannot be written leaves no new page
         for name in FIGURE_NAMES:
-            _atomic_write(Path(figures_dir) / name, figs[name].png)
+            atomic_write_bytes(Path(figures_dir) / name, figs[name].png)
         for y in yours["curves"]:
             if y["fig"] is not None:
-                _atomic_write(Path(figures_dir) / y["fig"]["name"], y["png"])
+                atomic_write_bytes(Path(figures_dir) / y["fig"]["name"], y["png"])
+    atomic_write_bytes(out_html, html.encode("utf-8"))
     return out_html
 
 

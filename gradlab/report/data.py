@@ -11,30 +11,27 @@ import base64
 import gzip
 import io
 import json
-import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..examples import EXAMPLE_TABLES
+from ..vocab import CELL_KEYS, eps_label
+
 __all__ = [
-    "CELL_KEYS",
     "Tables",
     "load_tables",
-    "eps_label",
     "cell_frame",
     "derive_summaries",
     "csv_data_uri",
     "flatten_run",
 ]
 
-CELL_KEYS = ["model", "dtype", "variant", "seed", "method", "eps"]
 TABLE_NAMES = ("cells", "detection", "localisation", "best_eps", "timing")
 OPTIONAL_TABLES = ("detection_limits", "trust", "models")  # the mutations' (gradlab.trust)
-METHOD_ORDER = ("forward", "central", "five-point", "complex-step")
 
 
 @dataclass
@@ -49,26 +46,14 @@ class Tables:
     detection_limits: pd.DataFrame | None = None
     trust: pd.DataFrame | None = None
     models: pd.DataFrame | None = None
+    seed: pd.DataFrame | None = None
+    seed_blocks: pd.DataFrame | None = None
+    seed_trap: pd.DataFrame | None = None
+    case: pd.DataFrame | None = None
     run: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     derived: set[str] = field(default_factory=set)
     read_note: str = ""
-
-
-@lru_cache(maxsize=4096)
-def eps_label(eps: float | str | None) -> str:
-    """The sweep's ``eps_label``: the shortest ``%.Ne`` text that reads back as the same float
-    (``1e-07``, ``2.5e-03``); ``auto`` for NaN."""
-    if eps is None or eps == "auto":
-        return "auto"
-    eps = float(eps)
-    if math.isnan(eps):
-        return "auto"
-    for digits in range(17):
-        text = f"{eps:.{digits}e}"
-        if float(text) == eps:
-            return text
-    return repr(eps)
 
 
 def _read_parquet(path: Path, notes: list[str]) -> pd.DataFrame | None:
@@ -166,6 +151,8 @@ def load_tables(tables_dir: Path, catalogue_only: bool = False) -> Tables:
         if (tables_dir / f"{name}.parquet").is_file():
             setattr(t, name, _with_labels(_read_parquet(tables_dir / f"{name}.parquet",
                                                         t.notes)))
+    for name in EXAMPLE_TABLES:  # read as written: their eps are not the grid's
+        setattr(t, name, _read_parquet(tables_dir / f"{name}.parquet", t.notes))
     run = tables_dir / "run.json"
     if run.is_file():
         try:
@@ -293,7 +280,3 @@ def pick(run: dict[str, Any] | None, *names: str) -> Any:
             return flat[n]
     return None
 
-
-def method_sort_key(method: str) -> tuple[int, str]:
-    """Methods in their natural order (forward, central, five-point, complex-step), then others."""
-    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)

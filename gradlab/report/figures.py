@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from .data import method_sort_key  # noqa: E402
+from ..vocab import method_sort_key  # noqa: E402
 
 __all__ = [
     "Figure",

@@ -14,12 +14,13 @@ import pandas as pd
 from matplotlib import colormaps
 
 from ..bugs import variant_names
-from .data import Tables, eps_label, method_sort_key, pick
+from ..vocab import eps_label, method_sort_key
+from .data import Tables, pick
 
 __all__ = [
     "fmt_sci", "fmt_rate", "rate_color", "variant_order", "best_eps_map", "run_summary",
     "failures", "verdict_matrices", "settings_grids", "at_a_glance",
-    "v_bottoms", "method_sort_key", "status_counts", "model_dtypes",
+    "status_counts", "model_dtypes",
 ]
 
 _RDYLGN = colormaps["RdYlGn"]
@@ -75,31 +76,11 @@ def best_eps_map(t: Tables) -> dict[tuple[str, str, str], dict[str, Any]]:
     if t.best_eps is None:
         return out
     for row in t.best_eps.to_dict("records"):
-        label = str(row.get("eps_label", row.get("best_eps_label", "")))
-        eps = row.get("eps", row.get("best_eps", math.nan))
-        if eps is None or (isinstance(eps, float) and math.isnan(eps)):
-            try:
-                eps = float(label)
-            except ValueError:
-                eps = math.nan
-        out[(str(row.get("model")), str(row.get("dtype")), str(row.get("method")))] = {
-            "eps": float(eps), "label": label or eps_label(eps),
-            "detection_rate": row.get("detection_rate", math.nan),
-            "false_alarm_rate": row.get("false_alarm_rate", math.nan),
+        label, eps = str(row["eps_label"]), float(row["eps"])  # NaN for auto
+        out[(str(row["model"]), str(row["dtype"]), str(row["method"]))] = {
+            "eps": eps, "label": label, "detection_rate": row["detection_rate"],
+            "false_alarm_rate": row["false_alarm_rate"],
         }
-    return out
-
-
-def v_bottoms(cf: pd.DataFrame | None) -> dict[tuple[str, str, str], float]:
-    """(model, dtype, method) -> the eps where correct code scores lowest (bottom of the V)."""
-    out: dict[tuple[str, str, str], float] = {}
-    if cf is None:
-        return out
-    ok = cf[(cf.variant == "correct") & (cf.status != "failed") & cf["eps"].notna()
-            & np.isfinite(cf["cell_difference"])]
-    for (model, dtype, method), g in ok.groupby(["model", "dtype", "method"]):
-        med = g.groupby("eps")["cell_difference"].median().sort_index(ascending=False)
-        out[(str(model), str(dtype), str(method))] = float(med.idxmin())
     return out
 
 
@@ -109,17 +90,13 @@ def run_summary(t: Tables, cf: pd.DataFrame | None) -> dict[str, Any]:
     n_cells = len(cf) if cf is not None else None
     n_failed = int((cf["status"] == "failed").sum()) if cf is not None else None
     cards = []
-    for label, names, fallback in (
-        ("planned", ("cells.planned", "cells_planned", "planned"), n_cells),
-        ("computed", ("cells.computed", "cells_computed", "computed"), None),
-        ("reused", ("cells.reused", "cells_reused", "reused"), None),
-        ("failed", ("cells.failed", "cells_failed", "failed"), n_failed),
-    ):
-        value = pick(run, *names)
+    for label, fallback in (("planned", n_cells), ("computed", None), ("reused", None),
+                            ("failed", n_failed)):
+        value = pick(run, f"cells.{label}")
         cards.append({"label": f"cells {label}", "value": value if value is not None
                       else (fallback if fallback is not None else "n/a"),
                       "alert": label == "failed" and bool(value or fallback)})
-    wall = pick(run, "wall_seconds", "wall_time", "wall_time_seconds", "wall", "seconds")
+    wall = run.get("wall_seconds")
     try:
         wall_text = f"{float(wall):.1f} s"
     except (TypeError, ValueError):
@@ -134,12 +111,9 @@ def run_summary(t: Tables, cf: pd.DataFrame | None) -> dict[str, Any]:
                           "alert": False})
         except (TypeError, ValueError):
             pass
-    digest = pick(run, "config_digest", "digest", "config.digest", "config_sha256") or "n/a"
+    digest = run.get("config_digest") or "n/a"
     versions = run.get("versions") if isinstance(run.get("versions"), dict) else {}
     versions = {str(k): str(v) for k, v in versions.items()}
-    for k, v in run.items():
-        if isinstance(k, str) and k.endswith("_version") and not isinstance(v, dict):
-            versions.setdefault(k[: -len("_version")], str(v))
     grid = []
     if cf is not None and len(cf):
         eps = sorted({e for e in cf["eps"] if np.isfinite(e)}, reverse=True)
@@ -188,8 +162,8 @@ def failures(cf: pd.DataFrame | None, limit: int = 200) -> dict[str, Any]:
 
 
 def _expected_bug(det: pd.DataFrame) -> pd.Series:
-    if "expected" in det.columns:
-        return det["expected"] == "bug"
+    """Rows of the detection table for a variant with a bug on its model: the ones with a
+    detection rate (correct code has only a false-alarm rate)."""
     return det["detection_rate"].notna()
 
 

@@ -1,100 +1,86 @@
-"""Section 2: the seed exercise, recomputed with gradlab's core at report time.
+"""Section 2 and the element-by-element case: the sweep's worked examples, read from its tables.
 
-The seed document (a write-up of the classic gradient-checking exercise) prints three numbers;
-gradlab reproduces them and shows why the seed's fixed threshold of 1e-7 is a trap: the correct
-network's difference at eps = 1e-7 is about 1.19e-7, and it grows like 1/eps as eps shrinks
-(round-off), while gradlab's threshold follows the measured noise floor.
+The sweep computes them (:mod:`gradlab.examples`, ``gradlab sweep-examples``): the seed
+exercise's three numbers, the buggy seed net's blocks and the difference-vs-eps curve of the
+threshold trap (``seed*.parquet``), and one flagged cell recomputed element by element
+(``case.parquet``). Here they are only turned into what the template and the figures show.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from ..check import check_problem
-from ..result import CheckResult
-from ..spec import ModelSpec, build_problem, truth_of
+from ..vocab import eps_label
+from .data import Tables
+from .sections import fmt_sci
 
-__all__ = ["SeedRow", "SeedSection", "seed_section", "SEED_PUBLISHED", "SEED_EPS", "TRAP_EPS"]
-
-SEED_EPS = 1e-7
-SEED_THRESHOLD = 1e-7
-#: what the seed document prints (the buggy value comes from an older numpy/BLAS)
-SEED_PUBLISHED = {
-    "linear1d": 2.919335883291695e-10,
-    "seed-bugs": 0.2850931566540251,
-    "correct": 1.1890913024229996e-07,
-}
-TRAP_EPS = tuple(10.0 ** -k for k in range(1, 13))
-
-
-@dataclass
-class SeedRow:
-    """One line of the seed comparison table."""
-
-    case: str
-    published: float
-    gradlab: float
-    agrees: bool
-    seed_verdict: str  # what the seed's "below 1e-7 is correct" rule says
-    gradlab_verdict: str
-    gradlab_threshold: float
-    expected: str
+__all__ = ["SeedSection", "seed_section", "case_section"]
 
 
 @dataclass
 class SeedSection:
     """Everything section 2 shows."""
 
-    rows: list[SeedRow]
-    buggy: CheckResult
-    truth: dict[str, float]
+    rows: list[dict[str, Any]]
+    blocks: list[dict[str, Any]]
+    truth: set[str]
     trap_eps: list[float] = field(default_factory=list)
     trap_correct: list[float] = field(default_factory=list)
     trap_buggy: list[float] = field(default_factory=list)
     trap_threshold: list[float] = field(default_factory=list)
-    error: str = ""
 
 
-def _verdict(diff: float, threshold: float) -> str:
-    return "bug" if diff > threshold else "ok"
+def seed_section(t: Tables) -> SeedSection | None:
+    """Section 2 from ``seed.parquet``, ``seed_blocks.parquet`` and ``seed_trap.parquet``;
+    ``None`` when one of them is missing."""
+    if t.seed is None or t.seed_blocks is None or t.seed_trap is None:
+        return None
+    rows = [{"case": r["case"], "published": r["published"], "gradlab": r["difference"],
+             "agrees": bool(r["agrees"]), "seed_verdict": r["seed_verdict"],
+             "gradlab_verdict": r["verdict"], "gradlab_threshold": r["threshold"],
+             "expected": r["expected"]} for r in t.seed.to_dict("records")]
+    blocks = [{"name": r["block"], "difference": r["difference"], "threshold": r["threshold"],
+               "verdict": r["verdict"], "diagnosis": r["diagnosis"]}
+              for r in t.seed_blocks.to_dict("records")]
+    truth = set(t.seed_blocks.loc[t.seed_blocks["in_truth"].astype(bool), "block"])
+    trap = t.seed_trap
+    return SeedSection(rows, blocks, truth, [float(e) for e in trap["eps"]],
+                       list(trap["correct"]), list(trap["buggy"]), list(trap["threshold"]))
 
 
-@lru_cache(maxsize=1)
-def seed_section() -> SeedSection:
-    """Recompute the seed's numbers and the difference-vs-eps curve (about 1 s; cached per
-    process, since it depends on gradlab's code only)."""
-    one_d = check_problem(build_problem(ModelSpec("linear1d")), method="central", eps=SEED_EPS,
-                          engine="loop")
-    buggy_problem = build_problem(ModelSpec("seed-net", variant="seed-bugs"))
-    buggy = check_problem(buggy_problem, method="central", eps=SEED_EPS,
-                          engine="loop")
-    fixed = check_problem(build_problem(ModelSpec("seed-net")), method="central", eps=SEED_EPS,
-                          engine="loop")
-    rows = []
-    for case, res, expected in (
-        ("1-D: J = theta * x (x = 2, theta = 4)", one_d, "ok"),
-        ("seed net with its two bugs (dW2 x2, db1 x4)", buggy, "bug"),
-        ("seed net, both bugs fixed", fixed, "ok"),
-    ):
-        key = "linear1d" if case.startswith("1-D") else ("seed-bugs" if expected == "bug"
-                                                         else "correct")
-        pub = SEED_PUBLISHED[key]
-        rows.append(SeedRow(
-            case=case, published=pub, gradlab=res.difference,
-            agrees=bool(np.isclose(res.difference, pub, rtol=1e-6, atol=0.0)),
-            seed_verdict=_verdict(res.difference, SEED_THRESHOLD),
-            gradlab_verdict=res.verdict, gradlab_threshold=res.threshold, expected=expected,
-        ))
-    section = SeedSection(rows=rows, buggy=buggy, truth=truth_of(buggy_problem))
-    correct_problem = build_problem(ModelSpec("seed-net"))
-    for eps in TRAP_EPS:
-        good = check_problem(correct_problem, method="central", eps=eps, engine="loop")
-        bad = check_problem(buggy_problem, method="central", eps=eps, engine="loop")
-        section.trap_eps.append(eps)
-        section.trap_correct.append(good.difference)
-        section.trap_buggy.append(bad.difference)
-        section.trap_threshold.append(good.threshold)
-    return section
+def case_section(case: pd.DataFrame | None) -> tuple[dict[str, Any], list[tuple]]:
+    """The case shown element by element, from ``case.parquet``.
+
+    Returns:
+        ``(case, failing)``: what the template shows (``error`` set when the sweep could not
+        recompute it or the table is missing), and ``(block, grad, approx)`` of each failing
+        block for the heatmap figure.
+    """
+    if case is None or case.empty:
+        return {"model": "", "variant": "", "method": "", "eps": "", "seed": "", "dtype": "",
+                "in_sweep": True, "agreement": "", "blocks": [], "truth": "",
+                "error": "case.parquet is missing (run gradlab sweep-examples)"}, []
+    head = case.iloc[0]
+    out = {"model": head["model"], "dtype": head["dtype"], "variant": head["variant"],
+           "method": head["method"], "seed": int(head["seed"]), "eps": eps_label(head["eps"]),
+           "in_sweep": bool(head["in_sweep"]), "agreement": head["agreement"],
+           "error": head["error"], "blocks": [], "truth": "",
+           "title": f"{head['model']}, variant {head['variant']}, {head['method_used']}, "
+                    f"eps {eps_label(head['eps'])}, seed {int(head['seed'])}"}
+    if out["error"]:
+        return out, []
+    truth = case[case["in_truth"].astype(bool)]
+    out["truth"] = ", ".join(f"{b} (relative change {fmt_sci(v)})"
+                             for b, v in zip(truth["block"], truth["truth_change"], strict=True))
+    out["blocks"] = [{"name": r["block"], "verdict": r["block_verdict"],
+                      "diagnosis": r["diagnosis"], "difference": r["difference"],
+                      "in_truth": bool(r["in_truth"])}
+                     for r in case.to_dict("records") if r["block_verdict"] != "ok"]
+    failing = [(r["block"], np.asarray(r["grad"], float).reshape(tuple(r["grad_shape"])),
+                np.asarray(r["approx"], float).reshape(tuple(r["shape"])))
+               for r in case.to_dict("records") if r["failing"]]
+    return out, failing

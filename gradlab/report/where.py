@@ -10,14 +10,11 @@ import numpy as np
 import pandas as pd
 
 from ..bugs import variant_names
-from .data import Tables, eps_label, method_sort_key
+from ..vocab import default_method, eps_label, method_sort_key
+from .data import Tables
 from .sections import fmt_rate, model_dtypes, variant_order
 
 __all__ = ["block_panels", "sweep_diagnoses", "localisation_rows"]
-
-
-def _chosen_method(methods: list[str]) -> str:
-    return "central" if "central" in methods else sorted(methods, key=method_sort_key)[0]
 
 
 def block_panels(cells: pd.DataFrame, best: dict, bottoms: dict, block_key
@@ -28,7 +25,7 @@ def block_panels(cells: pd.DataFrame, best: dict, bottoms: dict, block_key
     panels = []
     for model, dtype in model_dtypes(done):
         d = done[(done.model == model) & (done.dtype == dtype)]
-        method = _chosen_method(list(d["method"].unique()))
+        method = default_method(d["method"].unique())
         b = best.get((model, dtype, method))
         label = b["label"] if b else None
         where = "best eps"

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .data import method_sort_key
+from ..vocab import method_sort_key
 from .figures import Figure, _clip, _style, render
 
 __all__ = ["your_models", "curve_figures", "settings_rows"]

@@ -6,11 +6,13 @@ import shutil
 import sys
 
 from gradlab.config import dumps, source_hash
+from gradlab.examples import EXAMPLE_TABLES
 from gradlab.sweep import CACHE_DIR, GROUP_PATTERN, check_params, group_keys, group_path
 from gradlab.tables import TABLES
 
 TABLES_DIR = "results/tables"
 TABLE_FILES = {name: f"{TABLES_DIR}/{name}.parquet" for name in TABLES}
+EXAMPLE_FILES = {name: f"{TABLES_DIR}/{name}.parquet" for name in EXAMPLE_TABLES}
 RUN_JSON = f"{TABLES_DIR}/run.json"
 REPORT_HTML = "reports/gradlab-report.html"
 FIGURES = "results/figures"
@@ -35,4 +37,3 @@ REPORT_HASH = source_hash("report")
 wildcard_constraints:
     dtype="float32|float64",
     seed=r"\d+",
-    eps=r"auto|[0-9][0-9.e+-]*",

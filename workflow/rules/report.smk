@@ -2,6 +2,7 @@ rule report:
     """The self-contained HTML report, plus its figures as PNG files for snakemake --report."""
     input:
         **TABLE_FILES,
+        **EXAMPLE_FILES,
         run=RUN_JSON,
     output:
         html=report(
