@@ -260,9 +260,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     agg = sub.add_parser(
         "sweep-aggregate", help="build the sweep's tables from its group files",
-        description="Read every group file of the config's grid and write cells.parquet, "
-                    "timing.parquet, detection.parquet, localisation.parquet, best_eps.parquet "
-                    "and run.json (see docs/tables.md), sorted and written atomically.")
+        description="Read every group file of the config's grid (streamed: memory does not "
+                    "grow with the grid) and write the tables of docs/tables.md (cells, timing "
+                    "and the summaries) and run.json, sorted and written atomically. Progress "
+                    "every 100 files or 10 s on stdout.")
     _add_config(agg)
     agg.add_argument("--out-dir", required=True, metavar="DIR", help="the tables directory")
     agg.add_argument("--state", metavar="FILE", default=None,
