@@ -17,9 +17,10 @@ import pandas as pd
 
 from ..vocab import CELL_KEYS
 
-__all__ = ["Scan", "scan_cells", "catalogue_batches", "read_settings_rows", "BATCH_ROWS"]
+__all__ = ["Scan", "scan_cells", "catalogue_batches", "read_settings_rows", "release",
+           "BATCH_ROWS"]
 
-BATCH_ROWS = 65_536  # rows converted to pandas at a time
+BATCH_ROWS = 32_768  # rows converted to pandas at a time
 
 
 def _names(path: Path) -> list[str]:
@@ -104,6 +105,7 @@ def scan_cells(path: Path, batch_rows: int = BATCH_ROWS) -> Scan:
                 df = sub.to_pandas()
                 problems.append(df[[c for c in _PROBLEM_COLUMNS if c in df.columns]]
                                 .drop_duplicates(CELL_KEYS))
+    release()
     if problems:
         out.problems = pd.concat(problems, ignore_index=True).drop_duplicates(CELL_KEYS)
     return out
@@ -113,7 +115,7 @@ def read_settings_rows(path: Path, settings: list[tuple[str, str, str, float | N
                        columns: list[str]) -> pd.DataFrame:
     """The catalogue's rows of a few settings (model, dtype, method, eps: NaN for auto, None
     for every eps),
-    in table order, read with filters (row groups whose statistics exclude them are skipped).
+    in table order, read a batch at a time and filtered (only the matching rows are kept).
 
     Args:
         path: ``cells.parquet``.
@@ -123,8 +125,10 @@ def read_settings_rows(path: Path, settings: list[tuple[str, str, str, float | N
     Returns:
         The rows, columns as in the file (those it lacks left out).
     """
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
 
     names = _names(path)
     cols = [c for c in names if c in columns]
@@ -139,5 +143,17 @@ def read_settings_rows(path: Path, settings: list[tuple[str, str, str, float | N
                          else ds.field("eps") == eps)
         wanted = one if wanted is None else wanted | one
     where = wanted & ~pc.starts_with(ds.field("variant"), "mut:")
-    table = ds.dataset(path, format="parquet").to_table(columns=cols, filter=where)
-    return table.to_pandas()
+    source = pq.ParquetFile(path)
+    parts = [batch.filter(where) for batch in source.iter_batches(
+        batch_size=BATCH_ROWS, columns=sorted(set(cols) | {"model", "dtype", "method", "eps",
+                                                        "variant"}))]
+    table = pa.Table.from_batches(parts, schema=parts[0].schema if parts else None)
+    release()
+    return table.select(cols).to_pandas()
+
+
+def release() -> None:
+    """Hand Arrow's freed buffers back to the system (its pool keeps them cached)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()

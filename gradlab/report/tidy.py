@@ -26,7 +26,7 @@ __all__ = ["EMBED_LIMIT", "BESIDE_PARQUET", "BESIDE_CSV", "tidy_download", "huma
 EMBED_LIMIT = 6 * 2**20  # gzip bytes of tidy data embedded at most (base64 adds a third)
 BESIDE_PARQUET = "gradlab-cells.parquet"
 BESIDE_CSV = "gradlab-cells.csv.gz"
-_SLICE = 50_000  # rows turned into CSV text at a time
+_SLICE = 32_768  # rows turned into CSV text at a time
 
 
 def human_size(n: int) -> str:
@@ -105,9 +105,8 @@ def _atomic(target: Path, write) -> None:
 def _batches(parquet: Path):
     import pyarrow.parquet as pq
 
-    source = pq.ParquetFile(parquet)
-    for i in range(source.num_row_groups):
-        yield source.read_row_group(i).to_pandas()
+    for batch in pq.ParquetFile(parquet).iter_batches(batch_size=_SLICE):
+        yield batch.to_pandas()
 
 
 def _beside(parquet: Path, out_dir: Path) -> dict[str, Any]:
