@@ -147,7 +147,7 @@ def read_settings_rows(path: Path, settings: list[tuple[str, str, str, float | N
     parts = [batch.filter(where) for batch in source.iter_batches(
         batch_size=BATCH_ROWS, columns=sorted(set(cols) | {"model", "dtype", "method", "eps",
                                                         "variant"}))]
-    table = pa.Table.from_batches(parts, schema=parts[0].schema if parts else None)
+    table = pa.Table.from_batches(parts) if parts else source.schema_arrow.empty_table()
     release()
     return table.select(cols).to_pandas()
 
