@@ -63,7 +63,7 @@ class Summaries:
     def __init__(self) -> None:
         self._parts: dict[str, list[pd.DataFrame]] = {
             k: [] for k in ("detection", "localisation", "mut_det", "detection_limits",
-                            "accuracy", "trust", "models")}
+                            "accuracy", "trust", "models", "settings")}
         self._files: set[str] = set()
         self._block: tuple | None = None
         self._clean: list[pd.DataFrame] = []
@@ -130,6 +130,7 @@ class Summaries:
             eps=("eps", "first"), n_seeds=("seed", "nunique"), detection_rate=("det", "mean"),
             false_alarm_rate=("fa", "mean"), failed=("failed", "sum"),
         ).reset_index())
+        self._parts["settings"].append(_settings(per_cell, cells[~mutated]))
         blocks_done = cells[~mutated & (cells["status"] == "done")
                             & (cells["expected"] != "unknown")].assign(
             tp=lambda d: d["flagged"] & d["in_truth"])
@@ -222,8 +223,36 @@ class Summaries:
                "best_eps": best[["model", "dtype", "method", "eps", "eps_label",
                                  "detection_rate", "false_alarm_rate"]],
                "detection_limits": _concat(p["detection_limits"]),
-               "trust": _concat(p["trust"]), "models": _concat(models)}
+               "trust": _concat(p["trust"]), "models": _concat(models),
+               "settings": _concat(p["settings"])[SETTINGS_COLUMNS]}
         return {name: _tidy(df) for name, df in out.items()}
+
+
+SETTINGS_COLUMNS = ["model", "dtype", "variant", "method", "eps", "eps_label", "cells", "seeds",
+                    "first_seed", "failed", "inconclusive", "failed_inconclusive", "bug",
+                    "expected", "median", "done_median", "done_min", "done_max", "threshold"]
+
+
+def _settings(per_cell: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Per model x dtype x variant x method x eps of the catalogue: what the report shows of
+    its cells (counts of verdicts, the cell difference over seeds, the median block threshold),
+    so the report never needs the cells themselves."""
+    failed = per_cell["status"] == "failed"
+    inc = per_cell["cell_verdict"] == "inconclusive"
+    diff = per_cell["cell_difference"]
+    plotted = ~failed & per_cell["eps"].notna() & np.isfinite(diff)
+    frame = per_cell.assign(
+        _f=failed.astype("int64"), _i=inc.astype("int64"), _fi=(failed & inc).astype("int64"),
+        _b=(per_cell["cell_verdict"] == "bug").astype("int64"), _d=diff.where(plotted))
+    out = frame.groupby(KEYS, sort=True).agg(
+        eps=("eps", "first"), cells=("seed", "size"), seeds=("seed", "nunique"),
+        first_seed=("seed", "min"), failed=("_f", "sum"), inconclusive=("_i", "sum"),
+        failed_inconclusive=("_fi", "sum"), bug=("_b", "sum"), expected=("expected", "first"),
+        median=("cell_difference", "median"), done_median=("_d", "median"),
+        done_min=("_d", "min"), done_max=("_d", "max")).reset_index()
+    thr = rows[rows["eps"].notna() & np.isfinite(rows["threshold"])]
+    med = thr.groupby(KEYS, sort=True)["threshold"].median().rename("threshold")
+    return out.merge(med.reset_index(), how="left", on=KEYS)
 
 
 def _tidy(df: pd.DataFrame) -> pd.DataFrame:

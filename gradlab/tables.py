@@ -34,7 +34,7 @@ from .vocab import CELL_KEYS, eps_label, parse_eps_label
 __all__ = ["aggregate", "summarise", "TABLES"]
 
 TABLES = ("cells", "timing", "detection", "localisation", "best_eps", "detection_limits",
-          "trust", "models")
+          "trust", "models", "settings")
 
 
 def _versions() -> dict[str, str]:

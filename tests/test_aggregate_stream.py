@@ -99,6 +99,47 @@ def test_the_plain_computation_agrees(groups, at_once):
     assert len(got["models"]) == 1 and len(got["trust"]) and len(got["detection_limits"])
 
 
+def test_settings_table_is_the_per_setting_loop(at_once):
+    """settings.parquet equals a plain loop over each catalogue setting's cells and rows."""
+    import numpy as np
+
+    cells = pd.read_parquet(at_once / "cells.parquet")
+    cells = cells[~cells["variant"].str.startswith("mut:")]
+    got = pd.read_parquet(at_once / "settings.parquet")
+    assert len(got) and got["eps"].isna().any() and got["done_median"].notna().any()
+    seen = 0
+    for key, rows in cells.groupby(["model", "dtype", "variant", "method", "eps"], dropna=False):
+        model, dtype, variant, method, eps = key
+        one = got[(got.model == model) & (got.dtype == dtype) & (got.variant == variant)
+                  & (got.method == method)
+                  & (got.eps.isna() if eps != eps else got.eps == eps)]
+        assert len(one) == 1, key
+        r = one.iloc[0]
+        seen += 1
+        per_cell = rows.drop_duplicates(["seed"])  # one setting: a cell per seed
+        failed = per_cell["status"].to_numpy() == "failed"
+        verdict = per_cell["cell_verdict"].to_numpy()
+        diff = per_cell["cell_difference"].to_numpy()
+        plotted = diff[~failed & np.isfinite(diff)] if eps == eps else diff[:0]
+        thr = rows["threshold"].to_numpy()
+        thr = thr[np.isfinite(thr)] if eps == eps else thr[:0]
+        assert r["eps_label"] == eps_label(eps)
+        assert (r["cells"], r["seeds"], r["first_seed"]) == (
+            len(per_cell), len(set(per_cell["seed"])), min(per_cell["seed"]))
+        assert (r["failed"], r["inconclusive"], r["failed_inconclusive"], r["bug"]) == (
+            failed.sum(), (verdict == "inconclusive").sum(),
+            (failed & (verdict == "inconclusive")).sum(), (verdict == "bug").sum())
+        assert r["expected"] == per_cell.sort_values("seed")["expected"].iloc[0]
+        finite = diff[~np.isnan(diff)]
+        for name, want in (("median", np.median(finite) if len(finite) else np.nan),
+                           ("done_median", np.median(plotted) if len(plotted) else np.nan),
+                           ("done_min", plotted.min() if len(plotted) else np.nan),
+                           ("done_max", plotted.max() if len(plotted) else np.nan),
+                           ("threshold", np.median(thr) if len(thr) else np.nan)):
+            assert np.isclose(r[name], want, rtol=1e-12, equal_nan=True), (key, name)
+    assert seen == len(got)
+
+
 @settings(max_examples=12, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(chunk=st.integers(1, 3000), row_group=st.integers(1, 5000))

@@ -123,15 +123,29 @@ def test_table_is_sortable_and_complete(report, tables):
 
 
 def test_large_sweeps_get_a_summary_table(tables, monkeypatch):
+    """Past the row limit the big table folds the seeds, from settings.parquet: every
+    catalogue cell counted once, and each row's counts and median equal to a groupby of the
+    cells done here."""
     import gradlab.report.build as build
     from gradlab.report.data import cell_frame
 
-    cf = cell_frame(pd.read_parquet(tables / "cells.parquet"))
+    cells = pd.read_parquet(tables / "cells.parquet")
+    cf = cell_frame(cells[~cells["variant"].str.startswith("mut:")])
     monkeypatch.setattr(build, "TABLE_ROW_LIMIT", 10)
-    table = build._full_table(cf, None)
+    table = build._full_table(tables / "cells.parquet",
+                              pd.read_parquet(tables / "settings.parquet"))
     assert table["mode"] == "summary" and "too many for one page" in table["note"]
     assert sum(r["seeds"] for r in table["rows"]) == len(cf)  # every cell is counted once
     assert {r["flag"] for r in table["rows"] if r["model"] == "broken_model"} == {"failed"}
+    want = cf.groupby(["model", "dtype", "variant", "method", "eps_label"])
+    for r in table["rows"]:
+        g = want.get_group((r["model"], r["dtype"], r["variant"], r["method"], r["eps"]))
+        assert (r["seeds"], r["bug"], r["failed"]) == (
+            g["seed"].nunique(), (g["cell_verdict"] == "bug").sum(),
+            (g["status"] == "failed").sum())
+        assert r["inconclusive"] == (g["cell_verdict"] == "inconclusive").sum()
+        assert np.isclose(r["difference"], g["cell_difference"].median(), rtol=1e-12,
+                          equal_nan=True)
 
 
 def test_derived_summaries_match_the_sweep(tables, tmp_path):
@@ -143,9 +157,9 @@ def test_derived_summaries_match_the_sweep(tables, tmp_path):
     only.mkdir()
     (only / "cells.parquet").write_bytes((tables / "cells.parquet").read_bytes())
     loaded = load_tables(only)
-    assert loaded.derived == {"detection", "localisation", "best_eps"}
+    assert loaded.derived == {"detection", "localisation", "best_eps", "settings"}
     want = summarise(pd.read_parquet(tables / "cells.parquet"))
-    for name in ("detection", "localisation", "best_eps"):
+    for name in ("detection", "localisation", "best_eps", "settings"):
         exp = want[name].reset_index(drop=True)
         got = getattr(loaded, name)
         pd.testing.assert_frame_equal(got[exp.columns].reset_index(drop=True), exp,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import math
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,18 +22,20 @@ from markupsafe import Markup
 
 from .. import __version__
 from ..atomic import atomic_write_bytes
-from ..examples import v_bottoms
-from ..vocab import CELL_KEYS, method_sort_key
+from ..vocab import method_sort_key
 from . import figures as F
+from . import per_setting as P
 from . import sections as S
 from . import where as W
 from . import yours as Y
+from .cells import Scan, catalogue_batches, read_settings_rows, scan_cells
 from .data import (
     Tables,
     cell_frame,
     csv_data_uri,
     flatten_run,
     load_tables,
+    with_labels,
 )
 from .seed import case_section, seed_section
 from .tidy import tidy_download
@@ -41,6 +44,8 @@ __all__ = ["build_report", "FIGURE_NAMES", "TABLE_ROW_LIMIT"]
 
 FIGURE_NAMES = ("seed-threshold-trap.png", "verdict-matrix.png", "error-vs-eps.png",
                 "block-heatmap.png", "element-heatmaps.png")
+PANEL_COLUMNS = ["model", "dtype", "variant", "seed", "method", "eps", "block", "difference",
+                 "block_verdict", "diagnosis", "flagged", "in_truth", "expected", "status"]
 TABLE_ROW_LIMIT = 2000  # cells shown one per row up to this many
 SUMMARY_ROW_LIMIT = 4000  # else rows over seeds, up to this many
 
@@ -72,28 +77,20 @@ def _img(fig: F.Figure) -> dict[str, Any]:
             "alt": fig.alt, "width": fig.width, "height": fig.height, "name": fig.name}
 
 
-def _full_table(cf: pd.DataFrame | None, det: pd.DataFrame | None) -> dict[str, Any]:
-    if cf is None or cf.empty:
+def _full_table(cells_path: Path, st: pd.DataFrame | None) -> dict[str, Any]:
+    """The big table: every cell up to :data:`TABLE_ROW_LIMIT` cells (read from the cells),
+    else one row per setting over seeds (from the settings table)."""
+    if st is None or st.empty:
         return {"mode": "none", "rows": [], "note": "no cells table"}
-    order = {v: i for i, v in enumerate(S.variant_order(cf["variant"].unique()))}
-    cf = cf.assign(_v=cf["variant"].map(order), _m=[method_sort_key(m) for m in cf["method"]],
-                   _e=-cf["eps"].fillna(0.0))
-    cf = cf.sort_values(["model", "dtype", "_v", "seed", "_m", "_e"], kind="stable")
-    if len(cf) <= TABLE_ROW_LIMIT:
-        rows = [{"model": r.model, "dtype": r.dtype, "variant": r.variant, "seed": r.seed,
-                 "method": r.method, "eps": r.eps_label, "eps_v": _v(r.eps),
-                 "verdict": r.cell_verdict, "expected": r.expected,
-                 "difference": r.cell_difference, "flagged": r.flagged_blocks,
-                 "truth": r.truth_blocks, "status": r.status, "error": r.error}
-                for r in cf.itertuples(index=False)]
-        return {"mode": "cells", "rows": rows, "note": f"all {len(cf)} cells, one row each"}
-    g = cf.groupby(["model", "dtype", "variant", "method", "eps_label"], sort=False)
-    summary = g.agg(eps=("eps", "first"), seeds=("seed", "nunique"),
-                    bug=("cell_verdict", lambda s: int((s == "bug").sum())),
-                    inconclusive=("cell_verdict", lambda s: int((s == "inconclusive").sum())),
-                    failed=("status", lambda s: int((s == "failed").sum())),
-                    expected=("expected", "first"),
-                    median=("cell_difference", "median")).reset_index()
+    n_cells = int(st["cells"].sum())
+    if n_cells <= TABLE_ROW_LIMIT:
+        return _cell_rows(cell_frame(pd.concat(list(_catalogue_frames(cells_path)),
+                                               ignore_index=True)))
+    order = {v: i for i, v in enumerate(S.variant_order(st["variant"].unique()))}
+    summary = st.assign(_v=st["variant"].map(order), _m=[method_sort_key(m) for m in st["method"]],
+                        _e=-st["eps"].fillna(0.0))
+    summary = summary.sort_values(["model", "dtype", "_v", "first_seed", "_m", "_e"],
+                                  kind="stable")
     rows = []
     for r in summary.itertuples(index=False):
         done = r.seeds - r.failed
@@ -105,12 +102,27 @@ def _full_table(cf: pd.DataFrame | None, det: pd.DataFrame | None) -> dict[str, 
                      "inconclusive": r.inconclusive, "expected": r.expected,
                      "difference": r.median, "flag": flag})
     rows = rows[:SUMMARY_ROW_LIMIT]
-    note = (f"{len(cf)} cells are too many for one page: one row per model x dtype x variant x "
+    note = (f"{n_cells} cells are too many for one page: one row per model x dtype x variant x "
             f"method x eps ({len(summary)} rows"
             + (f", first {SUMMARY_ROW_LIMIT} shown" if len(summary) > SUMMARY_ROW_LIMIT
                else "")
             + "); every cell and block is in the download")
     return {"mode": "summary", "rows": rows, "note": note}
+
+
+def _cell_rows(cf: pd.DataFrame) -> dict[str, Any]:
+    """The big table with one row per cell (a small sweep)."""
+    order = {v: i for i, v in enumerate(S.variant_order(cf["variant"].unique()))}
+    cf = cf.assign(_v=cf["variant"].map(order), _m=[method_sort_key(m) for m in cf["method"]],
+                   _e=-cf["eps"].fillna(0.0))
+    cf = cf.sort_values(["model", "dtype", "_v", "seed", "_m", "_e"], kind="stable")
+    rows = [{"model": r.model, "dtype": r.dtype, "variant": r.variant, "seed": r.seed,
+             "method": r.method, "eps": r.eps_label, "eps_v": _v(r.eps),
+             "verdict": r.cell_verdict, "expected": r.expected,
+             "difference": r.cell_difference, "flagged": r.flagged_blocks,
+             "truth": r.truth_blocks, "status": r.status, "error": r.error}
+            for r in cf.itertuples(index=False)]
+    return {"mode": "cells", "rows": rows, "note": f"all {len(cf)} cells, one row each"}
 
 
 def _v(x: Any) -> str:
@@ -144,22 +156,21 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
         GradlabError: ``cannot write PATH: reason`` for the page or a figure.
     """
     tables_dir, out_html = Path(tables_dir), Path(out_html)
-    t = load_tables(tables_dir, catalogue_only=True)
+    cells_path = tables_dir / "cells.parquet"
+    t = load_tables(tables_dir, catalogue_only=True, read_cells=False)
     if log is not None:
         log(t.read_note)
-    all_cells = t.cells
-    if all_cells is not None and len(all_cells):  # the catalogue's sections: no mutations
-        t.cells = all_cells[~all_cells["variant"].str.startswith("mut:")]
-    cells = t.cells
+    st = t.settings if t.cells_ok and t.settings is not None and len(t.settings) else None
+    scan = scan_cells(cells_path) if t.cells_ok else None
     yours = _your_models(t)
-    files = _file_models(all_cells, t)
-    cf = cell_frame(cells) if cells is not None and len(cells) else None
+    files = scan.files if scan is not None and _has_column(cells_path, "model_kind") else (
+        set(t.models["model"]) if t.models is not None else set())
     best = S.best_eps_map(t)
-    bottoms = v_bottoms(cf)
+    bottoms = P.v_bottoms(st)
     seed = seed_section(t)
     figs: dict[str, F.Figure] = {"seed-threshold-trap.png": F.trap_figure(seed) if seed else
                                  F.placeholder("seed-threshold-trap.png", "no seed tables")}
-    counts = S.status_counts(cf)
+    counts = P.status_counts(st)
     # the catalogue's matrices: a model file has no bug variants and no known truth of its own
     # (its verdict is in "Your models"), so it has no row there
     catalogue = dataclasses.replace(t, detection=None if t.detection is None else
@@ -175,11 +186,14 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
              "values": [[_pct(c["text"]) for c in r["cells"]] for r in m["rows"]],
              "alarm": [r["kind"] == "alarm" for r in m["rows"]]}
             for m in matrices if m["rows"]])
-    variants = S.variant_order(cf["variant"].unique()) if cf is not None else []
-    if cf is not None:
+    variants = S.variant_order(st["variant"].unique()) if st is not None else []
+    rows = None
+    if st is not None:
         best_eps = {k: v["eps"] for k, v in best.items()}
-        figs["error-vs-eps.png"] = F.eps_curves_figure(cf, cells, best_eps, bottoms, variants)
-        panels = W.block_panels(cells, best, bottoms, F.block_sort_key)
+        figs["error-vs-eps.png"] = F.eps_curves_figure(
+            P.curve_stats(st), P.thresholds(st, cells_path), best_eps, bottoms, variants)
+        rows = read_settings_rows(cells_path, P.panel_settings(st, best, bottoms), PANEL_COLUMNS)
+        panels = W.block_panels(rows, best, bottoms, F.block_sort_key)
     else:
         figs["error-vs-eps.png"] = F.placeholder("error-vs-eps.png", "no cells table")
         panels = []
@@ -188,10 +202,8 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
     figs["element-heatmaps.png"] = F.placeholder(
         "element-heatmaps.png", "the chosen case could not be recomputed") if case["error"] \
         else F.element_heatmaps_figure(failing, case["title"])
-    download = tidy_download(tables_dir / "cells.parquet", None if cells is None else
-                             cells.sort_values([c for c in CELL_KEYS + ["block"]
-                                                if c in cells.columns], kind="stable"),
-                             out_html.parent)
+    download = tidy_download(cells_path, None if scan is None else
+                             lambda: _catalogue_frames(cells_path), out_html.parent)
     summary_download = None
     if t.detection is not None:
         uri, _, size = csv_data_uri(t.detection, gzip_above=10**12)
@@ -200,14 +212,15 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
     context = {
         "title": title, "css": _css(), "version": __version__, "yours": yours,
         "tables_dir": str(tables_dir), "notes": t.notes,
-        "derived": sorted(t.derived), "run": S.run_summary(t, cf),
+        "derived": sorted(t.derived),
+        "run": S.run_summary(t, st, scan.seeds if scan is not None else ()),
         "run_items": flatten_run(t.run) if t.run else [],
-        "failures": S.failures(cf), "glance": S.at_a_glance(
-            best, grids, bottoms, cf, files, t.trust),
+        "failures": S.failures(_problems(scan, st)), "glance": S.at_a_glance(
+            best, grids, bottoms, counts if st is not None else None, files, t.trust),
         "seed": seed, "matrices": matrices, "grids": grids,
-        "panels": panels, "diagnoses": W.sweep_diagnoses(cells, panels) if cells is not None
+        "panels": panels, "diagnoses": W.sweep_diagnoses(rows, panels) if rows is not None
         else [], "localisation": W.localisation_rows(t, best), "case": case,
-        "table": _full_table(cf, t.detection), "download": download,
+        "table": _full_table(cells_path, st), "download": download,
         "summary_download": summary_download,
         "figs": {name: _img(f) for name, f in figs.items() if name != "verdict-matrix.png"},
     }
@@ -222,11 +235,35 @@ def build_report(tables_dir: Path, out_html: Path, title: str,
     return out_html
 
 
-def _file_models(cells: pd.DataFrame | None, t: Tables) -> set[str]:
-    """The models that are a user's files (from the cells, else from models.parquet)."""
-    if cells is not None and "model_kind" in cells.columns:
-        return set(cells.loc[cells["model_kind"] == "file", "model"].astype(str))
-    return set(t.models["model"]) if t.models is not None else set()
+def _has_column(path: Path, name: str) -> bool:
+    import pyarrow.parquet as pq
+
+    return name in pq.ParquetFile(path).schema_arrow.names
+
+
+def _catalogue_frames(cells_path: Path) -> Iterator[pd.DataFrame]:
+    """The catalogue's rows in the table's order (sorted by the cell keys and block), as
+    the tidy data shows them; one empty frame when there are none."""
+    empty = True
+    for df in catalogue_batches(cells_path):
+        empty = False
+        yield with_labels(df, add_label=False, copy=False)
+    if empty:
+        yield pd.read_parquet(cells_path).iloc[0:0]
+
+
+def _problems(scan: Scan | None, st: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The failed or inconclusive cells as the failures section takes them."""
+    if scan is None or st is None:
+        return None
+    cols = ["model", "dtype", "variant", "seed", "method", "status", "cell_verdict", "error"]
+    df = scan.problems if scan.problems is not None else pd.DataFrame(columns=cols)
+    df = with_labels(df, add_label=False)
+    for name, default in (("status", "done"), ("cell_verdict", ""), ("error", "")):
+        if name not in df.columns:
+            df[name] = default
+    df["error"] = df["error"].fillna("").astype(str)
+    return df
 
 
 def _your_models(t: Tables) -> dict[str, Any]:

@@ -25,12 +25,13 @@ __all__ = [
     "Tables",
     "load_tables",
     "cell_frame",
+    "with_labels",
     "derive_summaries",
     "csv_data_uri",
     "flatten_run",
 ]
 
-TABLE_NAMES = ("cells", "detection", "localisation", "best_eps", "timing")
+TABLE_NAMES = ("cells", "detection", "localisation", "best_eps", "timing", "settings")
 OPTIONAL_TABLES = ("detection_limits", "trust", "models")  # the mutations' (gradlab.trust)
 
 
@@ -43,6 +44,7 @@ class Tables:
     localisation: pd.DataFrame | None = None
     best_eps: pd.DataFrame | None = None
     timing: pd.DataFrame | None = None
+    settings: pd.DataFrame | None = None
     detection_limits: pd.DataFrame | None = None
     trust: pd.DataFrame | None = None
     models: pd.DataFrame | None = None
@@ -51,6 +53,7 @@ class Tables:
     seed_trap: pd.DataFrame | None = None
     case: pd.DataFrame | None = None
     run: dict[str, Any] | None = None
+    cells_ok: bool = False
     notes: list[str] = field(default_factory=list)
     derived: set[str] = field(default_factory=set)
     read_note: str = ""
@@ -92,8 +95,15 @@ def _rows_in(path: Path) -> int | None:
         return None
 
 
-def _read_note(tables_dir: Path, cells: pd.DataFrame | None, catalogue_only: bool) -> str:
+def _read_note(tables_dir: Path, cells: pd.DataFrame | None, catalogue_only: bool,
+               settings: pd.DataFrame | None = None) -> str:
     """How many cells (and rows) the report read, of how many the tables hold."""
+    if cells is None and settings is not None and len(settings):
+        total_cells = _rows_in(tables_dir / "timing.parquet")
+        of = f" of {total_cells:,} cells in the tables" if total_cells is not None else ""
+        return (f"read the summaries of {int(settings['cells'].sum()):,} catalogue "
+                f"cells{of}; cells.parquet is read a row group at a time, a few columns or "
+                "settings at a time")
     if cells is None:
         return "read no cells"
     n = len(cells.drop_duplicates(CELL_KEYS)) if set(CELL_KEYS) <= set(cells.columns) \
@@ -112,8 +122,19 @@ def _text(s: pd.Series) -> pd.Series:
     return s if pd.api.types.infer_dtype(s, skipna=False) == "string" else s.astype(str)
 
 
-def _with_labels(df: pd.DataFrame | None, add_label: bool = True, copy: bool = True
-                 ) -> pd.DataFrame | None:
+def with_labels(df: pd.DataFrame | None, add_label: bool = True, copy: bool = True
+                ) -> pd.DataFrame | None:
+    """The table with an ``eps_label`` column (if asked and missing) and its name columns as
+    text.
+
+    Args:
+        df: a table, or None.
+        add_label: add ``eps_label`` from ``eps``.
+        copy: change a copy (False: change ``df`` itself).
+
+    Returns:
+        The table (None for None).
+    """
     if df is None:
         return None
     df = df.copy() if copy else df
@@ -125,13 +146,16 @@ def _with_labels(df: pd.DataFrame | None, add_label: bool = True, copy: bool = T
     return df
 
 
-def load_tables(tables_dir: Path, catalogue_only: bool = False) -> Tables:
+def load_tables(tables_dir: Path, catalogue_only: bool = False, read_cells: bool = True
+                ) -> Tables:
     """Read every table under ``tables_dir``; derive missing summaries from the cells.
 
     Args:
         tables_dir: the sweep's tables (``docs/tables.md``).
         catalogue_only: read only the cells outside the mutations (the report's sections
             show the mutations from their summaries), filtered while reading.
+        read_cells: False to leave ``cells`` unread (None) unless a summary must be derived
+            from it; ``cells_ok`` says whether ``cells.parquet`` can be read.
 
     Returns:
         The tables; ``read_note`` says how many cells were read.
@@ -143,13 +167,16 @@ def load_tables(tables_dir: Path, catalogue_only: bool = False) -> Tables:
         return t
     for name in TABLE_NAMES:
         path = tables_dir / f"{name}.parquet"
+        if name == "cells" and not read_cells:
+            t.cells_ok = _cells_readable(path, t.notes)
+            continue
         df = (_read_catalogue(path, t.notes) if name == "cells" and catalogue_only
               else _read_parquet(path, t.notes))
-        setattr(t, name, _with_labels(df, add_label=name not in ("cells", "timing"),
+        setattr(t, name, with_labels(df, add_label=name not in ("cells", "timing"),
                                       copy=False))  # freshly read: ours to change
     for name in OPTIONAL_TABLES:  # absent when the sweep ran without mutations: no note
         if (tables_dir / f"{name}.parquet").is_file():
-            setattr(t, name, _with_labels(_read_parquet(tables_dir / f"{name}.parquet",
+            setattr(t, name, with_labels(_read_parquet(tables_dir / f"{name}.parquet",
                                                         t.notes)))
     for name in EXAMPLE_TABLES:  # read as written: their eps are not the grid's
         setattr(t, name, _read_parquet(tables_dir / f"{name}.parquet", t.notes))
@@ -162,26 +189,55 @@ def load_tables(tables_dir: Path, catalogue_only: bool = False) -> Tables:
             t.notes.append(f"run.json could not be read ({type(exc).__name__}: {exc})")
     else:
         t.notes.append("run.json is missing")
+    _derive_missing(t, tables_dir, catalogue_only, read_cells)
+    t.read_note = _read_note(tables_dir, t.cells, catalogue_only, t.settings)
+    return t
+
+
+def _derive_missing(t: Tables, tables_dir: Path, catalogue_only: bool, read_cells: bool
+                    ) -> None:
+    """Derive the summaries the tables lack from the cells (all of them: a rare case)."""
     cells = t.cells
     if cells is not None:
         missing = [c for c in CELL_KEYS if c not in cells.columns]
         if missing:
             t.notes.append(f"cells.parquet lacks the columns {', '.join(missing)}; ignored")
             t.cells = cells = None
-    wanted = [n for n in ("detection", "localisation", "best_eps") if getattr(t, n) is None]
+    wanted = [n for n in ("detection", "localisation", "best_eps", "settings")
+              if getattr(t, n) is None]
+    if cells is None and wanted and not read_cells and t.cells_ok:  # older tables: read all
+        cells = with_labels(_read_parquet(tables_dir / "cells.parquet", []), False)
     if cells is not None and wanted:
-        if catalogue_only:  # best_eps needs the mutations: this rare case reads them all
-            cells = _with_labels(_read_parquet(tables_dir / "cells.parquet", []), False)
+        if catalogue_only and read_cells:  # best_eps needs the mutations: read all
+            cells = with_labels(_read_parquet(tables_dir / "cells.parquet", []), False)
         try:
             derived = derive_summaries(cells)
         except (KeyError, ValueError, TypeError) as exc:
             t.notes.append(f"the summaries could not be derived from the cells ({exc})")
         else:
             for name in wanted:
-                setattr(t, name, _with_labels(derived[name]))
+                setattr(t, name, with_labels(derived[name]))
                 t.derived.add(name)
-    t.read_note = _read_note(tables_dir, t.cells, catalogue_only)
-    return t
+
+
+def _cells_readable(path: Path, notes: list[str]) -> bool:
+    """Whether ``cells.parquet`` is there, readable and has the cell keys (notes say why not),
+    from its footer only."""
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        notes.append(f"{path.name} is missing")
+        return False
+    try:
+        names = pq.ParquetFile(path).schema_arrow.names
+    except Exception as exc:  # a truncated or foreign file: say so, keep going
+        notes.append(f"{path.name} could not be read ({type(exc).__name__}: {exc})")
+        return False
+    missing = [c for c in CELL_KEYS if c not in names]
+    if missing:
+        notes.append(f"cells.parquet lacks the columns {', '.join(missing)}; ignored")
+        return False
+    return True
 
 
 def _col(df: pd.DataFrame, name: str, default: Any) -> pd.Series:

@@ -146,23 +146,22 @@ def _variant_colors(variants: Sequence[str]) -> dict[str, object]:
     return colors
 
 
-def eps_curves_figure(cf: pd.DataFrame, cells: pd.DataFrame, best: dict, bottoms: dict,
+def eps_curves_figure(stats: pd.DataFrame, thresholds: dict, best: dict, bottoms: dict,
                       variants: list[str], max_rows: int = 6) -> Figure:
     """Cell difference vs eps, per (model, dtype) row and method column, one line per variant.
 
-    ``cf`` is the per-cell frame, ``cells`` the block table (for the thresholds); ``best`` and
+    ``stats`` holds the median, min and max over seeds of the cell difference, indexed by
+    model, dtype, method, variant and eps (:func:`gradlab.report.per_setting.curve_stats`);
+    ``thresholds`` maps (model, dtype, method) to the median threshold per eps; ``best`` and
     ``bottoms`` map (model, dtype, method) to the best eps and to the bottom of the V.
     """
-    data = cf[(cf["status"] != "failed") & cf["eps"].notna() & np.isfinite(cf["cell_difference"])]
-    if data.empty:
+    if stats.empty:
         return placeholder("error-vs-eps.png", "no finished cells with a fixed eps to plot")
+    data = stats.index.to_frame(index=False)
     combos = _combos(data)[:max_rows]
     methods = sorted(data["method"].unique(), key=method_sort_key)
     colors = _variant_colors(variants)
-    stats = data.groupby(["model", "dtype", "method", "variant", "eps"])["cell_difference"] \
-        .agg(["median", "min", "max"]).clip(lower=1e-17)
     curves = {k: g.droplevel([0, 1, 2, 3]) for k, g in stats.groupby(level=[0, 1, 2, 3])}
-    thresholds = _thresholds(cells)
     with _style():
         fig, axes = plt.subplots(len(combos), len(methods), squeeze=False, sharey=True,
                                  layout="constrained",
@@ -213,20 +212,6 @@ def eps_curves_figure(cf: pd.DataFrame, cells: pd.DataFrame, best: dict, bottoms
         return render(fig, "error-vs-eps.png",
                       "Relative difference against eps, one panel per model and method, one "
                       "line per variant (median over seeds, band = min to max)")
-
-
-def _thresholds(cells: pd.DataFrame) -> dict[tuple, pd.Series]:
-    """(model, dtype, method) -> median block threshold per eps, of the correct variant when
-    there is one (the noise floor does not depend on the bug)."""
-    if "threshold" not in cells.columns:
-        return {}
-    sub = cells[cells["eps"].notna() & np.isfinite(cells["threshold"])]
-    out = {}
-    for key, g in sub.groupby(["model", "dtype", "method"]):
-        if (g["variant"] == "correct").any():
-            g = g[g["variant"] == "correct"]
-        out[tuple(str(k) for k in key)] = g.groupby("eps")["threshold"].median().sort_index()
-    return out
 
 
 def _clip(text: str, n: int = 24) -> str:

@@ -20,7 +20,7 @@ from .data import Tables, pick
 __all__ = [
     "fmt_sci", "fmt_rate", "rate_color", "variant_order", "best_eps_map", "run_summary",
     "failures", "verdict_matrices", "settings_grids", "at_a_glance",
-    "status_counts", "model_dtypes",
+    "model_dtypes",
 ]
 
 _RDYLGN = colormaps["RdYlGn"]
@@ -84,11 +84,17 @@ def best_eps_map(t: Tables) -> dict[tuple[str, str, str], dict[str, Any]]:
     return out
 
 
-def run_summary(t: Tables, cf: pd.DataFrame | None) -> dict[str, Any]:
-    """Section 1: the headline numbers, the grid, versions and timing."""
+def run_summary(t: Tables, st: pd.DataFrame | None, seeds: Any = ()) -> dict[str, Any]:
+    """Section 1: the headline numbers, the grid, versions and timing.
+
+    Args:
+        t: the tables.
+        st: the settings table (one row per model x dtype x variant x method x eps), or None.
+        seeds: the catalogue's seeds.
+    """
     run = t.run or {}
-    n_cells = len(cf) if cf is not None else None
-    n_failed = int((cf["status"] == "failed").sum()) if cf is not None else None
+    n_cells = int(st["cells"].sum()) if st is not None else None
+    n_failed = int(st["failed"].sum()) if st is not None else None
     cards = []
     for label, fallback in (("planned", n_cells), ("computed", None), ("reused", None),
                             ("failed", n_failed)):
@@ -115,16 +121,16 @@ def run_summary(t: Tables, cf: pd.DataFrame | None) -> dict[str, Any]:
     versions = run.get("versions") if isinstance(run.get("versions"), dict) else {}
     versions = {str(k): str(v) for k, v in versions.items()}
     grid = []
-    if cf is not None and len(cf):
-        eps = sorted({e for e in cf["eps"] if np.isfinite(e)}, reverse=True)
-        auto = bool(cf["eps"].isna().any())
+    if st is not None and len(st):
+        eps = sorted({e for e in st["eps"] if np.isfinite(e)}, reverse=True)
+        auto = bool(st["eps"].isna().any())
         grid = [
-            ("models", ", ".join(sorted({str(m) for m in cf["model"]}))),
-            ("dtypes", ", ".join(sorted({str(d) for d in cf["dtype"]}))),
-            ("variants", f"{cf['variant'].nunique()}: "
-             + ", ".join(variant_order(cf["variant"].unique()))),
-            ("seeds", ", ".join(str(s) for s in sorted(cf["seed"].unique()))),
-            ("methods", ", ".join(sorted(cf["method"].unique(), key=method_sort_key))),
+            ("models", ", ".join(sorted({str(m) for m in st["model"]}))),
+            ("dtypes", ", ".join(sorted({str(d) for d in st["dtype"]}))),
+            ("variants", f"{st['variant'].nunique()}: "
+             + ", ".join(variant_order(st["variant"].unique()))),
+            ("seeds", ", ".join(str(s) for s in sorted(seeds))),
+            ("methods", ", ".join(sorted(st["method"].unique(), key=method_sort_key))),
             ("epsilons", ", ".join([eps_label(e) for e in eps] + (["auto"] if auto else []))),
         ]
     timing = []
@@ -165,18 +171,6 @@ def _expected_bug(det: pd.DataFrame) -> pd.Series:
     """Rows of the detection table for a variant with a bug on its model: the ones with a
     detection rate (correct code has only a false-alarm rate)."""
     return det["detection_rate"].notna()
-
-
-def status_counts(cf: pd.DataFrame | None) -> dict[tuple, tuple[int, int, int]]:
-    """(model, dtype, variant, method, eps_label) -> (cells, failed, inconclusive)."""
-    if cf is None or cf.empty:
-        return {}
-    g = cf.assign(_f=cf.status == "failed",
-                  _i=(cf.status != "failed") & (cf.cell_verdict == "inconclusive"))
-    agg = g.groupby(["model", "dtype", "variant", "method", "eps_label"], sort=False).agg(
-        n=("_f", "size"), f=("_f", "sum"), i=("_i", "sum"))
-    return {k: (int(r.n), int(r.f), int(r.i)) for k, r in zip(agg.index, agg.itertuples(),
-                                                                strict=True)}
 
 
 def _problem_cell(n: int, failed: int, inconclusive: int) -> dict[str, Any] | None:
@@ -310,7 +304,7 @@ def _trust(dr: Any, fa: Any, n_done: int, n_inconclusive: int) -> str:
     return "trust" if dr >= 0.9 else "weak"
 
 
-def at_a_glance(best: dict, grids: list[dict], bottoms: dict, cf: pd.DataFrame | None,
+def at_a_glance(best: dict, grids: list[dict], bottoms: dict, counts: dict | None,
                 files: frozenset | set = frozenset(), trust: pd.DataFrame | None = None
                 ) -> list[dict[str, Any]]:
     """Per (model, dtype): each method's best eps with its rates, a trust word, the V bottom.
@@ -334,11 +328,11 @@ def at_a_glance(best: dict, grids: list[dict], bottoms: dict, cf: pd.DataFrame |
             if (m_, d_) != (model, dtype):
                 continue
             n_done = n_inc = 1
-            if cf is not None:
-                c = cf[(cf.model == model) & (cf.dtype == dtype) & (cf.method == method)
-                       & (cf.eps_label == b["label"])]
-                n_done = int((c.status != "failed").sum())
-                n_inc = int(((c.status != "failed") & (c.cell_verdict == "inconclusive")).sum())
+            if counts is not None:  # summed over the variants of the setting
+                tot = [v for k, v in counts.items()
+                       if (k[0], k[1], k[3], k[4]) == (model, dtype, method, b["label"])]
+                n_done = sum(n - f for n, f, _ in tot)
+                n_inc = sum(i for _, _, i in tot)
             trust = _trust(b["detection_rate"], b["false_alarm_rate"], n_done, n_inc)
             if model in files and trust != "failed":
                 trust = ("trust" if (model, dtype, method, b["label"]) in trusted

@@ -15,6 +15,7 @@ import io
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ __all__ = ["EMBED_LIMIT", "BESIDE_PARQUET", "BESIDE_CSV", "tidy_download", "huma
 EMBED_LIMIT = 6 * 2**20  # gzip bytes of tidy data embedded at most (base64 adds a third)
 BESIDE_PARQUET = "gradlab-cells.parquet"
 BESIDE_CSV = "gradlab-cells.csv.gz"
-_SLICE = 50_000  # rows turned into CSV text at a time
+_SLICE = 32_768  # rows turned into CSV text at a time
 
 
 def human_size(n: int) -> str:
@@ -67,15 +68,24 @@ def _gzip(chunks, sink, level: int = 9) -> None:
             gz.write(chunk)
 
 
-def _embedded(cells: pd.DataFrame, limit: int) -> dict[str, Any] | None:
-    """The gzip CSV of ``cells`` as a ``data:`` URI, or None past ``limit`` bytes."""
+def _embedded(frames: Iterable[pd.DataFrame], limit: int) -> dict[str, Any] | None:
+    """The gzip CSV of the consecutive ``frames`` as a ``data:`` URI, or None past ``limit``
+    bytes (the frames after that are never read)."""
     sink = _Capped(limit)
+    rows = 0
+
+    def counted() -> Iterator[pd.DataFrame]:
+        nonlocal rows
+        for df in frames:
+            rows += len(df)
+            yield df
+
     try:
-        _gzip(_csv_chunks([cells]), sink)
+        _gzip(_csv_chunks(counted()), sink)
     except _TooBig:
         return None
     payload = sink.buf.getvalue()
-    return {"mode": "embedded", "rows": len(cells), "name": "gradlab-cells.csv.gz",
+    return {"mode": "embedded", "rows": rows, "name": "gradlab-cells.csv.gz",
             "size": human_size(len(payload)),
             "uri": "data:application/gzip;base64," + base64.b64encode(payload).decode("ascii")}
 
@@ -95,9 +105,8 @@ def _atomic(target: Path, write) -> None:
 def _batches(parquet: Path):
     import pyarrow.parquet as pq
 
-    source = pq.ParquetFile(parquet)
-    for i in range(source.num_row_groups):
-        yield source.read_row_group(i).to_pandas()
+    for batch in pq.ParquetFile(parquet).iter_batches(batch_size=_SLICE):
+        yield batch.to_pandas()
 
 
 def _beside(parquet: Path, out_dir: Path) -> dict[str, Any]:
@@ -118,14 +127,15 @@ def _beside(parquet: Path, out_dir: Path) -> dict[str, Any]:
             "limit": human_size(EMBED_LIMIT)}
 
 
-def tidy_download(cells_parquet: Path, cells: pd.DataFrame | None, out_dir: Path,
-                  limit: int = EMBED_LIMIT) -> dict[str, Any] | None:
+def tidy_download(cells_parquet: Path, cells: Callable[[], Iterable[pd.DataFrame]] | None,
+                  out_dir: Path, limit: int = EMBED_LIMIT) -> dict[str, Any] | None:
     """The tidy data's download: embedded while its gzip CSV fits in ``limit`` bytes, else
     the whole cells table written beside the report (the page links it).
 
     Args:
         cells_parquet: the sweep's ``cells.parquet``.
-        cells: the cells the page shows (sorted as the table), or None when there are none.
+        cells: gives the cells the page shows (in the table's order) as consecutive frames,
+            read while their gzip CSV fits; None when there are none.
         out_dir: the report's folder (where the files beside it go).
         limit: gzip bytes embedded at most.
 
@@ -135,7 +145,7 @@ def tidy_download(cells_parquet: Path, cells: pd.DataFrame | None, out_dir: Path
     """
     if cells is None:
         return None
-    embedded = _embedded(cells, limit)
+    embedded = _embedded(cells(), limit)
     if embedded is not None:
         for name in (BESIDE_PARQUET, BESIDE_CSV):  # a larger sweep's files are stale now
             (Path(out_dir) / name).unlink(missing_ok=True)
