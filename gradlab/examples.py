@@ -218,6 +218,62 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame([{k: r.get(k, v) for k, v in _CASE_COLUMNS.items()} for r in rows])
 
 
+def _batches(path: Path, where, columns: list[str]):
+    """``cells.parquet``'s rows matching ``where`` (only ``columns``), as pandas frames of a
+    bounded size, filtered while the file is scanned (never whole in memory)."""
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(path, format="parquet")
+    for batch in dataset.to_batches(columns=columns, filter=where, batch_size=65536,
+                                    batch_readahead=0, fragment_readahead=0,
+                                    use_threads=False):
+        if batch.num_rows:
+            yield batch.to_pandas()
+
+
+_PICK_COLUMNS = ["model", "dtype", "variant", "seed", "model_kind", "status", "flagged"]
+_CELL_COLUMNS = [*CELL_KEYS, "status", "cell_difference"]
+
+
+def _case_cells(path: Path, models: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """What :func:`case_table` reads of the cells, in bounded pieces: the first flagged network
+    row in :func:`_pick`'s order, each model's methods, one row per cell of the correct variant
+    (the bottom of the V) and every row of the picked cell."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    f = ds.field
+    catalogue = ~pc.starts_with(f("variant"), "mut:")
+    names = [str(m["name"]) for m in models]
+    first = None
+    for b in _batches(path, catalogue & f("flagged") & (f("status") != "failed")
+                      & f("model_kind").isin(["seed-net", "mlp"]) & f("model").isin(names),
+                      _PICK_COLUMNS):
+        rank = (b["model_kind"] != "seed-net").astype(int) * 2 + (b["variant"] != "seed-bugs")
+        b = b.assign(_r=rank).sort_values(["_r", "model", "dtype", "variant", "seed"],
+                                          kind="stable").head(1)
+        row = b.iloc[0]
+        key = (row["_r"], row["model"], row["dtype"], row["variant"], row["seed"])
+        if first is None or key < first[0]:
+            first = (key, b.drop(columns="_r"))
+    methods = pd.concat([b.drop_duplicates() for b in _batches(path, catalogue,
+                                                                ["model", "method"])]
+                        or [pd.DataFrame(columns=["model", "method"])]).drop_duplicates()
+    methods = methods.assign(variant="", model_kind="", status="", flagged=False)
+    parts = [methods] if first is None else [first[1], methods]
+    parts += [b.drop_duplicates(CELL_KEYS)
+              for b in _batches(path, f("variant") == "correct", _CELL_COLUMNS)]
+    picked = _pick(pd.concat(parts[:2], ignore_index=True), {n: m for n, m in zip(
+        names, models, strict=True)})
+    if picked is not None:
+        key = picked[0]
+        parts += list(_batches(path, (f("model") == key["model"]) & (f("dtype") == key["dtype"])
+                               & (f("variant") == key["variant"]) & (f("seed") == key["seed"])
+                               & (f("method") == key["method"]),
+                               [*CELL_KEYS, "block", "difference", "status", "cell_difference"]))
+    return pd.concat(parts, ignore_index=True)
+
+
 def write_examples(tables_dir: str | Path, cfg: Mapping[str, Any]) -> list[Path]:
     """Compute the examples and write them next to the sweep's tables (atomically).
 
@@ -233,7 +289,7 @@ def write_examples(tables_dir: str | Path, cfg: Mapping[str, Any]) -> list[Path]
         GradlabError: a table cannot be written.
     """
     tables_dir = Path(tables_dir)
-    cells = pd.read_parquet(tables_dir / "cells.parquet")
+    cells = _case_cells(tables_dir / "cells.parquet", cfg["models"])
     best = pd.read_parquet(tables_dir / "best_eps.parquet")
     tables = seed_tables()
     tables["case"] = case_table(cells, best, cfg["models"], cfg["verdict"]["threshold"])
