@@ -184,16 +184,21 @@ def _problem_cell(n: int, failed: int, inconclusive: int) -> dict[str, Any] | No
     return None
 
 
+def _detection_by_model(t: Tables):
+    """``(model, dtype, its rows of the detection table)`` for each model x dtype."""
+    det = t.detection
+    if det is None or det.empty:
+        return
+    for model, dtype in model_dtypes(det):
+        yield model, dtype, det[(det.model == model) & (det.dtype == dtype)]
+
+
 def verdict_matrices(t: Tables, best: dict, counts: dict | None = None
                      ) -> list[dict[str, Any]]:
     """Section 3: per (model, dtype), rows of variants x methods at each method's best eps."""
     counts = counts or {}
-    det = t.detection
-    if det is None or det.empty:
-        return []
     out = []
-    for model, dtype in model_dtypes(det):
-        d = det[(det.model == model) & (det.dtype == dtype)]
+    for model, dtype, d in _detection_by_model(t):
         methods = sorted(d["method"].unique(), key=method_sort_key)
         cols, picks = [], {}
         for m in methods:
@@ -244,12 +249,8 @@ def verdict_matrices(t: Tables, best: dict, counts: dict | None = None
 def settings_grids(t: Tables, counts: dict | None = None) -> list[dict[str, Any]]:
     """Method x eps: mean detection rate and false-alarm rate (which settings to trust)."""
     counts = counts or {}
-    det = t.detection
-    if det is None or det.empty:
-        return []
     out = []
-    for model, dtype in model_dtypes(det):
-        d = det[(det.model == model) & (det.dtype == dtype)]
+    for model, dtype, d in _detection_by_model(t):
         labels = sorted(d["eps_label"].unique(), key=lambda s: (s == "auto", -_num(s)))
         rows = []
         for m in sorted(d["method"].unique(), key=method_sort_key):
