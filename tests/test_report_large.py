@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -54,21 +55,29 @@ def _replicate(small: pd.DataFrame, copies: int) -> pa.Table:
     return big.sort_by([(k, "ascending") for k in KEYS if k in big.column_names])
 
 
-@pytest.fixture(scope="module")
-def large(tmp_path_factory):
-    tables = make_tables(tmp_path_factory.mktemp("large") / "tables", Grid(TINY))
+def big_tables(tables: Path, rows: int) -> tuple[int, int]:
+    """The tiny grid's tables in ``tables``, replicated under new seeds to at least ``rows``
+    cell rows, with the summaries the aggregate would write for them; (rows, cells)."""
+    tables = make_tables(tables, Grid(TINY))
     cells = pd.read_parquet(tables / "cells.parquet")
-    copies = -(-ROWS // len(cells))
+    copies = -(-rows // len(cells))
     big = _replicate(cells, copies)
     pq.write_table(big, tables / "cells.parquet", row_group_size=ROW_GROUP_ROWS)
     for name, df in summarise(big.to_pandas()).items():  # as the aggregate writes them
         df.to_parquet(tables / f"{name}.parquet", index=False)
     timing = pd.read_parquet(tables / "timing.parquet")
     pq.write_table(_replicate(timing, copies), tables / "timing.parquet")
+    return big.num_rows, len(timing) * copies
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory):
+    tables = tmp_path_factory.mktemp("large") / "tables"
+    n_rows, _ = big_tables(tables, ROWS)
     out = tmp_path_factory.mktemp("large-out")
     lines: list[str] = []
     html = build_report(tables, out / "report.html", "a large sweep", log=lines.append)
-    return tables, html, len(big), lines
+    return tables, html, n_rows, lines
 
 
 @pytest.mark.slow

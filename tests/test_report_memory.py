@@ -14,13 +14,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
-from report_fixture import TINY, Grid, make_tables
-from test_report_large import _replicate
-
-from gradlab.spill import ROW_GROUP_ROWS
-from gradlab.tables import summarise
+from test_report_large import big_tables
 
 ROWS = 700_000
 LIMIT_MB = 500
@@ -40,16 +35,9 @@ with open("/proc/self/status") as fh:
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory):
-    tables = make_tables(tmp_path_factory.mktemp("memory") / "tables", Grid(TINY))
-    cells = pd.read_parquet(tables / "cells.parquet")
-    copies = -(-ROWS // len(cells))
-    table = _replicate(cells, copies)
-    pq.write_table(table, tables / "cells.parquet", row_group_size=ROW_GROUP_ROWS)
-    for name, df in summarise(table.to_pandas()).items():  # the summaries of the big table
-        df.to_parquet(tables / f"{name}.parquet", index=False)
-    timing = pd.read_parquet(tables / "timing.parquet")
-    pq.write_table(_replicate(timing, copies), tables / "timing.parquet")
-    return tables, table.num_rows, len(timing) * copies
+    tables = tmp_path_factory.mktemp("memory") / "tables"
+    n_rows, n_cells = big_tables(tables, ROWS)
+    return tables, n_rows, n_cells
 
 
 @pytest.mark.slow
