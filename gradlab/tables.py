@@ -12,6 +12,7 @@ model file), one model x dtype x variant at a time.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -167,7 +168,7 @@ def aggregate(files: Iterable[str | Path], cfg: Mapping[str, Any], out_dir: str 
         if state:
             ensure_writable(Path(state).parent, state)
         counts = _write_big(cells_spill, timing_spill, out, row_group_rows, log)
-    counts["check_cpu_seconds"] = float(sum(g["cpu"] for g in groups.values()))
+    counts["check_cpu_seconds"] = math.fsum(g["cpu"] for g in groups.values())  # any order
     return _write_run(out, cfg, groups, counts, state, finished,
                       digest(cfg), source_hash("core"))
 
