@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,7 +81,8 @@ def share_costs(run: Run, store: dict) -> None:
     cost = run.flat_cost
 
     def flat_cost(vec: np.ndarray):
-        key = (vec.dtype.str, vec.tobytes())
+        # the point's digest, not its bytes: a large model's points would pile up
+        key = (vec.dtype.str, hashlib.blake2b(vec.tobytes(), digest_size=16).digest())
         if key not in points:
             points[key] = cost(vec)
         return points[key]
